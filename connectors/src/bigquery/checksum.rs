@@ -1,0 +1,769 @@
+//! An order-independent checksum of Arrow record batches that one BigQuery query reproduces
+//! from the stored table (DESIGN §7: every sync verifies row count and checksum).
+//!
+//! # Definition
+//!
+//! Each row becomes a canonical text `R` (below). Its hash is the first 8 bytes of
+//! `SHA-256(UTF-8 bytes of R)` read as a big-endian u64. The checksum is the row count and the
+//! sum of the row hashes modulo 2^64. A sum (not XOR) so that duplicated rows do not cancel
+//! out; modulo 2^64 so it is a plain wrapping add locally.
+//!
+//! SHA-256 because both sides compute it exactly: BigQuery's `SHA256` and the `sha2` crate.
+//! (FARM_FINGERPRINT exists only in BigQuery.) BigQuery cannot add modulo 2^64 with INT64
+//! (overflow is an error), so the query splits each hash into two 32-bit halves, sums each
+//! half as NUMERIC (exact up to ~10^19 rows), folds the sums modulo 2^64 and returns the
+//! result as the INT64 with the same bits ([`ChecksumValue::from_query_result`]).
+//!
+//! # Canonical row text
+//!
+//! `R` is the concatenation of the column encodings in schema order. Every encoding is
+//! self-delimiting, so no separator is needed and no two different rows share a text:
+//! - NULL: `-`
+//! - scalar value with text `t`: `<byte length of t>:<t>`
+//! - record (struct): `(` + the encodings of its fields + `)`, or `-` when NULL
+//! - repeated (list, map): `<element count>[` + the element encodings + `]`; a NULL list is
+//!   `0[]` because BigQuery stores a NULL array as an empty one
+//! - map entries are records of (key, value).
+//!
+//! The text `t` of each BigQuery type, and the expression that produces it in BigQuery:
+//!
+//! | BigQuery type | `t` | BigQuery expression |
+//! |---|---|---|
+//! | STRING | the string | `x` |
+//! | BYTES | lowercase hex | `TO_HEX(x)` |
+//! | INT64 | decimal | `CAST(x AS STRING)` |
+//! | BOOL | `true` / `false` | `CAST(x AS STRING)` |
+//! | FLOAT64 | `%.17g` (C printf); `nan`, `inf`, `-inf`; `0` for ±0 | `FORMAT('%.17g', x)` in a `CASE` |
+//! | NUMERIC, BIGNUMERIC | shortest exact decimal: no exponent, no trailing fractional zeros, no `.` for integers | `CAST(x AS STRING)` |
+//! | DATE | days since 1970-01-01 | `UNIX_DATE(x)` |
+//! | TIMESTAMP | microseconds since the epoch | `UNIX_MICROS(x)` |
+//! | DATETIME | microseconds since 1970-01-01T00:00 (wall clock) | `UNIX_MICROS(TIMESTAMP(x, 'UTC'))` |
+//! | TIME | microseconds since midnight | `TIME_DIFF(x, TIME '00:00:00', MICROSECOND)` |
+//!
+//! Covered: every type [`table_schema`](super::schema::table_schema) produces, at any nesting.
+//! Dates and times are hashed as integers, so their text formats cannot disagree. Deliberate
+//! normalisations: all NaNs are equal, -0.0 equals 0.0, NULL lists equal empty lists, and
+//! nanosecond timestamps/times count at microsecond precision (truncated towards negative
+//! infinity, see [`timestamp_micros`]) because that is what BigQuery stores; writers must
+//! truncate the same way. Not covered: GEOGRAPHY, JSON, INTERVAL (never produced by the
+//! mapper; `checksum_sql` rejects them).
+//!
+//! The float text relies on BigQuery's `FORMAT('%.17g')` following C printf with correct
+//! rounding (ties to even), as ZetaSQL's reference implementation (absl::StrFormat) does;
+//! it is the one expression here not pinned to integer arithmetic, so the first live sync of
+//! a FLOAT64 column is where a discrepancy would surface (as a loud checksum mismatch).
+
+use std::fmt::Write as _;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, ArrowPrimitiveType, BinaryArray, BinaryViewArray, BooleanArray,
+    FixedSizeBinaryArray, FixedSizeListArray, GenericListArray, GenericListViewArray,
+    LargeBinaryArray, LargeStringArray, MapArray, PrimitiveArray, StringArray, StringViewArray,
+    StructArray,
+};
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Decimal32Type, Decimal64Type, Decimal128Type, Decimal256Type, DecimalType,
+    Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, SchemaRef,
+    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
+use gcp_bigquery_client::model::field_type::FieldType;
+use gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
+use gcp_bigquery_client::model::table_schema::TableSchema;
+use sha2::{Digest, Sha256};
+
+use super::names::{TableRef, validate_column_name};
+use super::schema::{MODE_REPEATED, table_schema};
+use super::values::{
+    check_batch_values, date64_days, downcast, i32_values, i64_values, push_decimal, time_micros,
+    timestamp_micros,
+};
+use crate::error::ConnectorError;
+
+/// Row count and checksum of a table, as computed locally or read back from BigQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ChecksumValue {
+    pub rows: u64,
+    /// Sum of the row hashes modulo 2^64.
+    pub sum: u64,
+}
+
+impl ChecksumValue {
+    /// From the `row_count` and `checksum` columns of the [`checksum_sql`] result; `checksum`
+    /// is the INT64 with the same 64 bits as the unsigned sum.
+    pub fn from_query_result(row_count: i64, checksum: i64) -> Result<Self, ConnectorError> {
+        let rows = u64::try_from(row_count).map_err(|_| ConnectorError::InvalidSchema {
+            column: "row_count".to_owned(),
+            reason: format!("the checksum query returned a negative row count {row_count}"),
+        })?;
+        Ok(Self {
+            rows,
+            sum: u64::from_ne_bytes(checksum.to_ne_bytes()),
+        })
+    }
+}
+
+impl std::fmt::Display for ChecksumValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} rows, checksum {:016x}", self.rows, self.sum)
+    }
+}
+
+/// Incremental checksum over the batches of one table; batches may come in any order and
+/// any split.
+#[derive(Debug, Clone, Default)]
+pub struct TableChecksum {
+    value: ChecksumValue,
+    /// Schema of the first batch; later batches must have the same columns and types.
+    schema: Option<SchemaRef>,
+}
+
+impl TableChecksum {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the rows of `batch`. Fails if the batch's schema cannot be mapped to BigQuery,
+    /// differs from earlier batches, or holds values BigQuery cannot store (the checksum
+    /// would then describe data that cannot exist in the table).
+    pub fn update(&mut self, batch: &RecordBatch) -> Result<(), ConnectorError> {
+        match &self.schema {
+            None => {
+                table_schema(batch.schema_ref())?;
+                self.schema = Some(batch.schema());
+            }
+            Some(expected) => ensure_same_columns(expected, batch)?,
+        }
+        check_batch_values(batch)?;
+        for row in canonical_rows(batch)? {
+            self.value.sum = self.value.sum.wrapping_add(row_hash(&row));
+        }
+        self.value.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    pub fn value(&self) -> ChecksumValue {
+        self.value
+    }
+}
+
+/// The checksum of a table made of `batches`.
+pub fn checksum_batches(batches: &[RecordBatch]) -> Result<ChecksumValue, ConnectorError> {
+    let mut checksum = TableChecksum::new();
+    for batch in batches {
+        checksum.update(batch)?;
+    }
+    Ok(checksum.value())
+}
+
+fn ensure_same_columns(expected: &SchemaRef, batch: &RecordBatch) -> Result<(), ConnectorError> {
+    let actual = batch.schema_ref();
+    if expected.fields().len() != actual.fields().len() {
+        return Err(ConnectorError::InvalidSchema {
+            column: String::new(),
+            reason: format!(
+                "batch has {} columns, earlier batches of the table had {}",
+                actual.fields().len(),
+                expected.fields().len()
+            ),
+        });
+    }
+    for (old, new) in expected.fields().iter().zip(actual.fields()) {
+        if old.name() != new.name() || !old.data_type().equals_datatype(new.data_type()) {
+            return Err(ConnectorError::InvalidSchema {
+                column: new.name().clone(),
+                reason: format!(
+                    "batch column `{}` {} differs from earlier batches' `{}` {}",
+                    new.name(),
+                    new.data_type(),
+                    old.name(),
+                    old.data_type()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// First 8 bytes of SHA-256, big-endian.
+fn row_hash(row: &str) -> u64 {
+    let digest = Sha256::digest(row.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// The canonical text of every row of `batch` (module docs).
+pub(crate) fn canonical_rows(batch: &RecordBatch) -> Result<Vec<String>, ConnectorError> {
+    let mut rows = vec![String::new(); batch.num_rows()];
+    for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
+        encode_column(column.as_ref(), field.name(), None, &mut rows)?;
+    }
+    Ok(rows)
+}
+
+fn is_live(live: Option<&NullBuffer>, index: usize) -> bool {
+    live.is_none_or(|nulls| nulls.is_valid(index))
+}
+
+/// Appends the encoding of every value of `array` to the matching entry of `out`
+/// (`out.len() == array.len()`). Positions where `live` is NULL (an enclosing record is
+/// NULL) get nothing: the record's `-` already stands for them.
+fn encode_column(
+    array: &dyn Array,
+    path: &str,
+    live: Option<&NullBuffer>,
+    out: &mut [String],
+) -> Result<(), ConnectorError> {
+    let own_nulls = array.logical_nulls();
+    let present = NullBuffer::union(live, own_nulls.as_ref());
+    let present = present.as_ref();
+    let scalars =
+        |out: &mut [String],
+         text: &mut dyn FnMut(usize, &mut String) -> Result<(), ConnectorError>| {
+            encode_scalars(live, present, out, text)
+        };
+
+    match array.data_type() {
+        DataType::Utf8 => {
+            let a = downcast::<StringArray>(array, path)?;
+            scalars(out, &mut |i, t| {
+                t.push_str(a.value(i));
+                Ok(())
+            })
+        }
+        DataType::LargeUtf8 => {
+            let a = downcast::<LargeStringArray>(array, path)?;
+            scalars(out, &mut |i, t| {
+                t.push_str(a.value(i));
+                Ok(())
+            })
+        }
+        DataType::Utf8View => {
+            let a = downcast::<StringViewArray>(array, path)?;
+            scalars(out, &mut |i, t| {
+                t.push_str(a.value(i));
+                Ok(())
+            })
+        }
+        DataType::Binary => {
+            let a = downcast::<BinaryArray>(array, path)?;
+            scalars(out, &mut |i, t| {
+                push_hex(a.value(i), t);
+                Ok(())
+            })
+        }
+        DataType::LargeBinary => {
+            let a = downcast::<LargeBinaryArray>(array, path)?;
+            scalars(out, &mut |i, t| {
+                push_hex(a.value(i), t);
+                Ok(())
+            })
+        }
+        DataType::BinaryView => {
+            let a = downcast::<BinaryViewArray>(array, path)?;
+            scalars(out, &mut |i, t| {
+                push_hex(a.value(i), t);
+                Ok(())
+            })
+        }
+        DataType::FixedSizeBinary(_) => {
+            let a = downcast::<FixedSizeBinaryArray>(array, path)?;
+            scalars(out, &mut |i, t| {
+                push_hex(a.value(i), t);
+                Ok(())
+            })
+        }
+        DataType::Int8 => encode_integers::<Int8Type>(array, path, live, present, out),
+        DataType::Int16 => encode_integers::<Int16Type>(array, path, live, present, out),
+        DataType::Int32 => encode_integers::<Int32Type>(array, path, live, present, out),
+        DataType::Int64 => encode_integers::<Int64Type>(array, path, live, present, out),
+        DataType::UInt8 => encode_integers::<UInt8Type>(array, path, live, present, out),
+        DataType::UInt16 => encode_integers::<UInt16Type>(array, path, live, present, out),
+        DataType::UInt32 => encode_integers::<UInt32Type>(array, path, live, present, out),
+        // Values above i64::MAX were rejected by `check_batch_values`; decimal text is the same.
+        DataType::UInt64 => encode_integers::<UInt64Type>(array, path, live, present, out),
+        DataType::Float16 => {
+            let a = downcast::<PrimitiveArray<Float16Type>>(array, path)?;
+            scalars(out, &mut |i, t| push_float(a.value(i).to_f64(), t))
+        }
+        DataType::Float32 => {
+            let a = downcast::<PrimitiveArray<Float32Type>>(array, path)?;
+            scalars(out, &mut |i, t| push_float(f64::from(a.value(i)), t))
+        }
+        DataType::Float64 => {
+            let a = downcast::<PrimitiveArray<Float64Type>>(array, path)?;
+            scalars(out, &mut |i, t| push_float(a.value(i), t))
+        }
+        DataType::Decimal32(_, scale) => {
+            encode_decimals::<Decimal32Type>(array, *scale, path, live, present, out)
+        }
+        DataType::Decimal64(_, scale) => {
+            encode_decimals::<Decimal64Type>(array, *scale, path, live, present, out)
+        }
+        DataType::Decimal128(_, scale) => {
+            encode_decimals::<Decimal128Type>(array, *scale, path, live, present, out)
+        }
+        DataType::Decimal256(_, scale) => {
+            encode_decimals::<Decimal256Type>(array, *scale, path, live, present, out)
+        }
+        DataType::Boolean => {
+            let a = downcast::<BooleanArray>(array, path)?;
+            scalars(out, &mut |i, t| {
+                t.push_str(if a.value(i) { "true" } else { "false" });
+                Ok(())
+            })
+        }
+        DataType::Date32 => {
+            let days = i32_values(array).ok_or_else(|| malformed(path, array))?;
+            scalars(out, &mut |i, t| {
+                push_integer(days[i], t);
+                Ok(())
+            })
+        }
+        DataType::Date64 => {
+            let millis = i64_values(array).ok_or_else(|| malformed(path, array))?;
+            scalars(out, &mut |i, t| {
+                let days = date64_days(millis[i])
+                    .ok_or_else(|| unrepresentable(path, i, "Date64 value is not a whole day"))?;
+                push_integer(days, t);
+                Ok(())
+            })
+        }
+        DataType::Timestamp(unit, _) => {
+            let values = i64_values(array).ok_or_else(|| malformed(path, array))?;
+            scalars(out, &mut |i, t| {
+                let micros = timestamp_micros(values[i], *unit)
+                    .ok_or_else(|| unrepresentable(path, i, "timestamp overflows microseconds"))?;
+                push_integer(micros, t);
+                Ok(())
+            })
+        }
+        DataType::Time32(unit) => {
+            let values = i32_values(array).ok_or_else(|| malformed(path, array))?;
+            scalars(out, &mut |i, t| {
+                let micros = time_micros(values[i].into(), *unit)
+                    .ok_or_else(|| unrepresentable(path, i, "time outside 00:00 to 24:00"))?;
+                push_integer(micros, t);
+                Ok(())
+            })
+        }
+        DataType::Time64(unit) => {
+            let values = i64_values(array).ok_or_else(|| malformed(path, array))?;
+            scalars(out, &mut |i, t| {
+                let micros = time_micros(values[i], *unit)
+                    .ok_or_else(|| unrepresentable(path, i, "time outside 00:00 to 24:00"))?;
+                push_integer(micros, t);
+                Ok(())
+            })
+        }
+        DataType::Struct(fields) => {
+            let record = downcast::<StructArray>(array, path)?;
+            encode_record(
+                record,
+                |i| format!("{path}.{}", fields[i].name()),
+                live,
+                present,
+                out,
+            )
+        }
+        DataType::List(_) => {
+            let list = downcast::<GenericListArray<i32>>(array, path)?;
+            encode_repeated(path, live, present, out, |i| list.value(i))
+        }
+        DataType::LargeList(_) => {
+            let list = downcast::<GenericListArray<i64>>(array, path)?;
+            encode_repeated(path, live, present, out, |i| list.value(i))
+        }
+        DataType::ListView(_) => {
+            let list = downcast::<GenericListViewArray<i32>>(array, path)?;
+            encode_repeated(path, live, present, out, |i| list.value(i))
+        }
+        DataType::LargeListView(_) => {
+            let list = downcast::<GenericListViewArray<i64>>(array, path)?;
+            encode_repeated(path, live, present, out, |i| list.value(i))
+        }
+        DataType::FixedSizeList(_, _) => {
+            let list = downcast::<FixedSizeListArray>(array, path)?;
+            encode_repeated(path, live, present, out, |i| list.value(i))
+        }
+        DataType::Map(_, _) => {
+            let map = downcast::<MapArray>(array, path)?;
+            // Each entry is a (key, value) record, named as in the BigQuery schema.
+            encode_repeated(path, live, present, out, |i| {
+                std::sync::Arc::new(map.value(i)) as ArrayRef
+            })
+        }
+        DataType::Dictionary(_, value_type) => {
+            let values = cast(array, value_type)?;
+            encode_column(values.as_ref(), path, live, out)
+        }
+        other => Err(ConnectorError::UnsupportedType {
+            column: path.to_owned(),
+            data_type: other.clone(),
+            reason: "not covered by the checksum".to_owned(),
+        }),
+    }
+}
+
+/// Writes `-` for NULL and `<len>:<text>` otherwise, skipping positions hidden by `live`.
+fn encode_scalars(
+    live: Option<&NullBuffer>,
+    present: Option<&NullBuffer>,
+    out: &mut [String],
+    text: &mut dyn FnMut(usize, &mut String) -> Result<(), ConnectorError>,
+) -> Result<(), ConnectorError> {
+    let mut scratch = String::new();
+    for (i, row) in out.iter_mut().enumerate() {
+        if !is_live(live, i) {
+            continue;
+        }
+        if !is_live(present, i) {
+            row.push('-');
+            continue;
+        }
+        scratch.clear();
+        text(i, &mut scratch)?;
+        push_integer(scratch.len(), row);
+        row.push(':');
+        row.push_str(&scratch);
+    }
+    Ok(())
+}
+
+fn encode_integers<T: ArrowPrimitiveType>(
+    array: &dyn Array,
+    path: &str,
+    live: Option<&NullBuffer>,
+    present: Option<&NullBuffer>,
+    out: &mut [String],
+) -> Result<(), ConnectorError>
+where
+    T::Native: std::fmt::Display,
+{
+    let a = downcast::<PrimitiveArray<T>>(array, path)?;
+    encode_scalars(live, present, out, &mut |i, t| {
+        push_integer(a.value(i), t);
+        Ok(())
+    })
+}
+
+fn encode_decimals<T: DecimalType>(
+    array: &dyn Array,
+    scale: i8,
+    path: &str,
+    live: Option<&NullBuffer>,
+    present: Option<&NullBuffer>,
+    out: &mut [String],
+) -> Result<(), ConnectorError>
+where
+    T::Native: std::fmt::Display,
+{
+    let a = downcast::<PrimitiveArray<T>>(array, path)?;
+    let mut unscaled = String::new();
+    encode_scalars(live, present, out, &mut |i, t| {
+        unscaled.clear();
+        push_integer(a.value(i), &mut unscaled);
+        push_decimal(&unscaled, scale, t);
+        Ok(())
+    })
+}
+
+/// `(` fields `)` for present records, `-` for NULL ones.
+fn encode_record(
+    record: &StructArray,
+    child_path: impl Fn(usize) -> String,
+    live: Option<&NullBuffer>,
+    present: Option<&NullBuffer>,
+    out: &mut [String],
+) -> Result<(), ConnectorError> {
+    for (i, row) in out.iter_mut().enumerate() {
+        if is_live(live, i) {
+            row.push(if is_live(present, i) { '(' } else { '-' });
+        }
+    }
+    for (index, child) in record.columns().iter().enumerate() {
+        encode_column(child.as_ref(), &child_path(index), present, out)?;
+    }
+    for (i, row) in out.iter_mut().enumerate() {
+        if is_live(present, i) {
+            row.push(')');
+        }
+    }
+    Ok(())
+}
+
+/// `<count>[` elements `]`; NULL lists are `0[]` like the empty arrays BigQuery stores.
+fn encode_repeated(
+    path: &str,
+    live: Option<&NullBuffer>,
+    present: Option<&NullBuffer>,
+    out: &mut [String],
+    elements_of: impl Fn(usize) -> ArrayRef,
+) -> Result<(), ConnectorError> {
+    let mut elements_text = Vec::new();
+    for (i, row) in out.iter_mut().enumerate() {
+        if !is_live(live, i) {
+            continue;
+        }
+        if !is_live(present, i) {
+            row.push_str("0[]");
+            continue;
+        }
+        let elements = elements_of(i);
+        elements_text.clear();
+        elements_text.resize(elements.len(), String::new());
+        encode_column(elements.as_ref(), path, None, &mut elements_text)?;
+        push_integer(elements.len(), row);
+        row.push('[');
+        for element in &elements_text {
+            row.push_str(element);
+        }
+        row.push(']');
+    }
+    Ok(())
+}
+
+fn push_integer(value: impl std::fmt::Display, out: &mut String) {
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{value}");
+}
+
+fn push_hex(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+}
+
+/// The FLOAT64 text: `nan`, `inf`, `-inf`, `0` for both zeros, else C's `%.17g`.
+fn push_float(value: f64, out: &mut String) -> Result<(), ConnectorError> {
+    if value.is_nan() {
+        out.push_str("nan");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "inf" } else { "-inf" });
+    } else if value == 0.0 {
+        out.push('0');
+    } else {
+        push_g17(value, out)?;
+    }
+    Ok(())
+}
+
+/// C printf `%.17g` for a finite non-zero double: 17 significant digits, correctly rounded
+/// (Rust's exact formatting rounds ties to even, as glibc and absl do), in fixed notation
+/// when the decimal exponent is in [-4, 17) and scientific otherwise, trailing zeros removed.
+fn push_g17(value: f64, out: &mut String) -> Result<(), ConnectorError> {
+    const SIGNIFICANT: i32 = 17;
+    let scientific = format!("{:.*e}", (SIGNIFICANT - 1) as usize, value);
+    let (mantissa, exponent) = scientific.split_once('e').ok_or_else(|| {
+        ConnectorError::Arrow(ArrowError::ComputeError(format!(
+            "unexpected float formatting {scientific}"
+        )))
+    })?;
+    let exponent: i32 = exponent.parse().map_err(|_| {
+        ConnectorError::Arrow(ArrowError::ComputeError(format!(
+            "unexpected float formatting {scientific}"
+        )))
+    })?;
+    let (negative, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    if negative {
+        out.push('-');
+    }
+    if (-4..SIGNIFICANT).contains(&exponent) {
+        let (integer, fraction) = if exponent >= 0 {
+            let split = (exponent + 1) as usize;
+            (digits[..split].to_owned(), digits[split..].to_owned())
+        } else {
+            let zeros = "0".repeat((-exponent - 1) as usize);
+            ("0".to_owned(), format!("{zeros}{digits}"))
+        };
+        out.push_str(&integer);
+        let fraction = fraction.trim_end_matches('0');
+        if !fraction.is_empty() {
+            out.push('.');
+            out.push_str(fraction);
+        }
+    } else {
+        let (first, rest) = digits.split_at(1);
+        out.push_str(first);
+        let rest = rest.trim_end_matches('0');
+        if !rest.is_empty() {
+            out.push('.');
+            out.push_str(rest);
+        }
+        let sign = if exponent < 0 { '-' } else { '+' };
+        let _ = write!(out, "e{sign}{:02}", exponent.unsigned_abs());
+    }
+    Ok(())
+}
+
+fn malformed(path: &str, array: &dyn Array) -> ConnectorError {
+    ConnectorError::UnsupportedType {
+        column: path.to_owned(),
+        data_type: array.data_type().clone(),
+        reason: "malformed array: its data does not match its type".to_owned(),
+    }
+}
+
+fn unrepresentable(path: &str, row: usize, reason: &str) -> ConnectorError {
+    ConnectorError::UnrepresentableValue {
+        column: path.to_owned(),
+        row,
+        reason: reason.to_owned(),
+    }
+}
+
+/// Quoted range variable for the table's rows; the `-` makes it impossible as a column name.
+const ROW_ALIAS: &str = "`phygital-row`";
+
+/// The GoogleSQL query returning `row_count` (INT64) and `checksum` (INT64 with the bits of
+/// the unsigned sum) for `table`, whose schema is `schema` (as produced by
+/// [`table_schema`](super::schema::table_schema) for the source batches). Compare with
+/// [`ChecksumValue::from_query_result`].
+pub fn checksum_sql(table: &TableRef, schema: &TableSchema) -> Result<String, ConnectorError> {
+    let fields = schema
+        .fields
+        .as_deref()
+        .filter(|fields| !fields.is_empty())
+        .ok_or_else(|| ConnectorError::InvalidSchema {
+            column: String::new(),
+            reason: "a BigQuery table needs at least one column".to_owned(),
+        })?;
+    let columns = fields
+        .iter()
+        .map(|field| {
+            validate_column_name(&field.name)?;
+            field_encoding(
+                field,
+                &format!("{ROW_ALIAS}.`{}`", field.name),
+                &field.name,
+                0,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let row_text = columns.join(",\n      ");
+    Ok(format!(
+        "WITH row_hashes AS (\n\
+         \x20 SELECT SHA256(CONCAT(\n\
+         \x20     {row_text}\n\
+         \x20 )) AS row_hash\n\
+         \x20 FROM {table} AS {ROW_ALIAS}\n\
+         ),\n\
+         half_sums AS (\n\
+         \x20 SELECT\n\
+         \x20   COUNT(*) AS row_count,\n\
+         \x20   COALESCE(SUM(CAST(CAST(CONCAT('0x', TO_HEX(SUBSTR(row_hash, 1, 4))) AS INT64) AS NUMERIC)), 0) AS high_sum,\n\
+         \x20   COALESCE(SUM(CAST(CAST(CONCAT('0x', TO_HEX(SUBSTR(row_hash, 5, 4))) AS INT64) AS NUMERIC)), 0) AS low_sum\n\
+         \x20 FROM row_hashes\n\
+         ),\n\
+         folded AS (\n\
+         \x20 SELECT\n\
+         \x20   row_count,\n\
+         \x20   MOD(MOD(high_sum, NUMERIC '4294967296') * NUMERIC '4294967296' + MOD(low_sum, NUMERIC '18446744073709551616'), NUMERIC '18446744073709551616') AS total\n\
+         \x20 FROM half_sums\n\
+         )\n\
+         SELECT\n\
+         \x20 row_count,\n\
+         \x20 CAST(IF(total >= NUMERIC '9223372036854775808', total - NUMERIC '18446744073709551616', total) AS INT64) AS checksum\n\
+         FROM folded\n"
+    ))
+}
+
+/// The STRING expression encoding the field at `reference` (never NULL).
+fn field_encoding(
+    field: &TableFieldSchema,
+    reference: &str,
+    path: &str,
+    depth: usize,
+) -> Result<String, ConnectorError> {
+    if field.mode.as_deref() != Some(MODE_REPEATED) {
+        return value_encoding(field, reference, path, depth);
+    }
+    let element = format!("`phygital-element-{depth}`");
+    let offset = format!("`phygital-offset-{depth}`");
+    let element_encoding = value_encoding(field, &element, path, depth + 1)?;
+    Ok(format!(
+        "CONCAT(CAST(COALESCE(ARRAY_LENGTH({reference}), 0) AS STRING), '[', \
+         ARRAY_TO_STRING(ARRAY(SELECT {element_encoding} FROM UNNEST({reference}) AS {element} \
+         WITH OFFSET AS {offset} ORDER BY {offset}), ''), ']')"
+    ))
+}
+
+/// The encoding of one (non-repeated) value of the field's type at `reference`.
+fn value_encoding(
+    field: &TableFieldSchema,
+    reference: &str,
+    path: &str,
+    depth: usize,
+) -> Result<String, ConnectorError> {
+    let text = match field.r#type {
+        FieldType::Record | FieldType::Struct => {
+            let children = field
+                .fields
+                .as_deref()
+                .filter(|fields| !fields.is_empty())
+                .ok_or_else(|| ConnectorError::InvalidSchema {
+                    column: path.to_owned(),
+                    reason: "a RECORD needs at least one field".to_owned(),
+                })?;
+            let encodings = children
+                .iter()
+                .map(|child| {
+                    validate_column_name(&child.name)?;
+                    field_encoding(
+                        child,
+                        &format!("{reference}.`{}`", child.name),
+                        &format!("{path}.{}", child.name),
+                        depth,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(format!(
+                "IF({reference} IS NULL, '-', CONCAT('(', {}, ')'))",
+                encodings.join(", ")
+            ));
+        }
+        FieldType::String => reference.to_owned(),
+        FieldType::Bytes => format!("TO_HEX({reference})"),
+        FieldType::Integer | FieldType::Int64 | FieldType::Boolean | FieldType::Bool => {
+            format!("CAST({reference} AS STRING)")
+        }
+        FieldType::Numeric | FieldType::Bignumeric => format!("CAST({reference} AS STRING)"),
+        FieldType::Float | FieldType::Float64 => format!(
+            "CASE WHEN IS_NAN({reference}) THEN 'nan' \
+             WHEN IS_INF({reference}) THEN IF({reference} > 0, 'inf', '-inf') \
+             WHEN {reference} = 0 THEN '0' \
+             ELSE FORMAT('%.17g', {reference}) END"
+        ),
+        FieldType::Date => format!("CAST(UNIX_DATE({reference}) AS STRING)"),
+        FieldType::Timestamp => format!("CAST(UNIX_MICROS({reference}) AS STRING)"),
+        FieldType::Datetime => {
+            format!("CAST(UNIX_MICROS(TIMESTAMP({reference}, 'UTC')) AS STRING)")
+        }
+        FieldType::Time => {
+            format!("CAST(TIME_DIFF({reference}, TIME '00:00:00', MICROSECOND) AS STRING)")
+        }
+        FieldType::Geography | FieldType::Json | FieldType::Interval => {
+            return Err(ConnectorError::InvalidSchema {
+                column: path.to_owned(),
+                reason: format!(
+                    "BigQuery type {:?} is not covered by the checksum",
+                    field.r#type
+                ),
+            });
+        }
+    };
+    Ok(format!(
+        "IF({reference} IS NULL, '-', CONCAT(CAST(BYTE_LENGTH({text}) AS STRING), ':', {text}))"
+    ))
+}

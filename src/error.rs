@@ -1,0 +1,117 @@
+//! The error type at the `phygital` crate boundary (CLI, library callers).
+//!
+//! Inside the engine everything is a [`DataFusionError`]; this type adds the cases that only exist at the
+//! edge (configuration files, terminal I/O) and renders any of them as one readable line.
+
+use datafusion::error::DataFusionError;
+
+/// Everything that can go wrong in a phygital command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A query, a table, a function or an object store failed.
+    #[error("{}", one_line_datafusion(.0))]
+    Engine(#[from] DataFusionError),
+    /// `phygital.toml` (or an environment override) is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Bad command-line usage that clap cannot check (e.g. two SQL sources).
+    #[error("{0}")]
+    Usage(String),
+    /// A connector (BigQuery) failed.
+    #[error(transparent)]
+    Connector(#[from] phygital_connectors::ConnectorError),
+    /// Reading or writing a local file or the terminal failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<object_store::Error> for Error {
+    fn from(e: object_store::Error) -> Self {
+        Error::Engine(DataFusionError::ObjectStore(Box::new(e)))
+    }
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// DataFusion renders contexts and nested errors over several lines and prefixes wrapped errors with
+/// their kind ("External error: ..."); a scheduler's log wants one line that starts with what the user did wrong.
+fn one_line_datafusion(e: &DataFusionError) -> String {
+    let text = match e.find_root() {
+        // The parser error's Debug form ("ParserError(\"…\")") is what DataFusion shows; its Display is cleaner.
+        DataFusionError::SQL(parser_error, _) if !matches!(e, DataFusionError::Context(..)) => {
+            parser_error.to_string()
+        }
+        _ if matches!(e, DataFusionError::Context(..)) => e.to_string(),
+        root => root.to_string(),
+    };
+    let mut out = String::with_capacity(text.len());
+    for part in text.split('\n').map(str::trim).filter(|p| !p.is_empty()) {
+        let part = part.strip_prefix("caused by").map(str::trim).unwrap_or(part);
+        if part.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(strip_kind_prefix(part));
+    }
+    out
+}
+
+fn strip_kind_prefix(s: &str) -> &str {
+    const PREFIXES: &[&str] = &[
+        "External error: ",
+        "Execution error: ",
+        "Error during planning: ",
+        "Object Store error: ",
+        "IO error: ",
+        "Parquet error: ",
+        "Arrow error: ",
+    ];
+    let mut s = s;
+    while let Some(rest) = PREFIXES.iter().find_map(|p| s.strip_prefix(p)) {
+        s = rest;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::common::{exec_datafusion_err, plan_datafusion_err};
+
+    #[test]
+    fn context_is_kept_and_flattened() {
+        let e = exec_datafusion_err!("corrupt footer").context("table 'pos_receipts'");
+        let line = Error::from(e).to_string();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.starts_with("table 'pos_receipts'"), "{line}");
+        assert!(line.contains("corrupt footer"), "{line}");
+    }
+
+    #[test]
+    fn syntax_errors_read_well() {
+        let e = datafusion::sql::parser::DFParser::parse_sql("SELEC 1").unwrap_err();
+        let line = Error::from(e).to_string();
+        assert!(line.starts_with("sql parser error: Expected: an SQL statement, found: SELEC"), "{line}");
+    }
+
+    #[test]
+    fn kind_prefixes_are_removed() {
+        let e = plan_datafusion_err!("table 'nope' not found");
+        assert_eq!(Error::from(e).to_string(), "table 'nope' not found");
+    }
+}

@@ -1,0 +1,204 @@
+//! phygital's SQL functions for Apache DataFusion: identity normalisation, stitching and
+//! attribution.
+//!
+//! The crate knows nothing about storage or BigQuery. Any DataFusion program can use it:
+//!
+//! ```no_run
+//! use datafusion::prelude::SessionContext;
+//!
+//! let mut ctx = SessionContext::new();
+//! phygital_udfs::register_all(&mut ctx).expect("phygital functions register");
+//! ```
+//!
+//! Every function is listed once, in [`all_functions`]; registration ([`register_all`]) and the
+//! reference documentation ([`documentation_markdown`]) both read that list.
+
+mod arguments;
+mod documentation;
+pub mod identity;
+mod string_kernel;
+#[cfg(test)]
+mod test_harness;
+
+use std::sync::Arc;
+
+use datafusion::common::Result;
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::{AggregateUDF, Documentation, ScalarUDF, WindowUDF};
+
+pub use documentation::documentation_markdown;
+
+/// One SQL function of this crate, of any kind.
+#[derive(Debug, Clone)]
+pub enum PhygitalFunction {
+    Scalar(Arc<ScalarUDF>),
+    Aggregate(Arc<AggregateUDF>),
+    Window(Arc<WindowUDF>),
+}
+
+impl PhygitalFunction {
+    /// The name SQL calls it by.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Scalar(f) => f.name(),
+            Self::Aggregate(f) => f.name(),
+            Self::Window(f) => f.name(),
+        }
+    }
+
+    /// Other names SQL accepts for it.
+    pub fn aliases(&self) -> &[String] {
+        match self {
+            Self::Scalar(f) => f.aliases(),
+            Self::Aggregate(f) => f.aliases(),
+            Self::Window(f) => f.aliases(),
+        }
+    }
+
+    /// Its user documentation (from `#[user_doc]`).
+    pub fn documentation(&self) -> Option<&Documentation> {
+        match self {
+            Self::Scalar(f) => f.documentation(),
+            Self::Aggregate(f) => f.documentation(),
+            Self::Window(f) => f.documentation(),
+        }
+    }
+
+    /// "scalar", "aggregate" or "window", for documentation.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Scalar(_) => "scalar",
+            Self::Aggregate(_) => "aggregate",
+            Self::Window(_) => "window",
+        }
+    }
+}
+
+/// Every scalar function of this crate.
+pub fn all_scalar_udfs() -> Vec<Arc<ScalarUDF>> {
+    identity::scalar_udfs()
+}
+
+/// Every function of this crate: the single list that registration and documentation read.
+pub fn all_functions() -> Vec<PhygitalFunction> {
+    all_scalar_udfs()
+        .into_iter()
+        .map(PhygitalFunction::Scalar)
+        .collect()
+}
+
+/// Registers every function of this crate, e.g. `register_all(&mut session_context)`.
+///
+/// A function of the same name already in the registry is replaced.
+pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
+    for function in all_functions() {
+        match function {
+            PhygitalFunction::Scalar(f) => {
+                registry.register_udf(f)?;
+            }
+            PhygitalFunction::Aggregate(f) => {
+                registry.register_udaf(f)?;
+            }
+            PhygitalFunction::Window(f) => {
+                registry.register_udwf(f)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::execution::registry::MemoryFunctionRegistry;
+    use datafusion::prelude::SessionContext;
+    use std::collections::BTreeSet;
+
+    fn registered() -> Result<MemoryFunctionRegistry> {
+        let mut registry = MemoryFunctionRegistry::new();
+        register_all(&mut registry)?;
+        Ok(registry)
+    }
+
+    /// Fails for any function that `register_all` registers without complete documentation.
+    #[test]
+    fn every_registered_function_is_documented() -> Result<()> {
+        let registry = registered()?;
+        let mut checked = BTreeSet::new();
+        let mut documented = |kind: &str, name: &str, documentation: Option<&Documentation>| {
+            let Some(documentation) = documentation else {
+                panic!("{kind} function {name} has no documentation (add #[user_doc])");
+            };
+            assert!(
+                !documentation.doc_section.label.is_empty(),
+                "{name}: doc section label"
+            );
+            assert!(
+                documentation.description.trim().len() > 20,
+                "{name}: description"
+            );
+            assert!(
+                documentation
+                    .syntax_example
+                    .starts_with(&format!("{name}(")),
+                "{name}: syntax example {:?} must show a call of {name}",
+                documentation.syntax_example
+            );
+            let example = documentation.sql_example.as_deref().unwrap_or_default();
+            assert!(example.contains(name), "{name}: SQL example must call it");
+            checked.insert(name.to_string());
+        };
+        for name in registry.udfs() {
+            let f = registry.udf(&name)?;
+            documented("scalar", &name, f.documentation());
+        }
+        for name in registry.udafs() {
+            let f = registry.udaf(&name)?;
+            documented("aggregate", &name, f.documentation());
+        }
+        for name in registry.udwfs() {
+            let f = registry.udwf(&name)?;
+            documented("window", &name, f.documentation());
+        }
+        let listed: BTreeSet<String> = all_functions()
+            .iter()
+            .flat_map(|f| std::iter::once(f.name().to_string()).chain(f.aliases().iter().cloned()))
+            .collect();
+        assert_eq!(
+            checked, listed,
+            "registered functions must be exactly all_functions()"
+        );
+        assert!(listed.contains("normalize_email") && listed.contains("hash_identifier"));
+        Ok(())
+    }
+
+    #[test]
+    fn documentation_covers_every_function() -> Result<()> {
+        let markdown = documentation_markdown()?;
+        assert!(markdown.contains("## Identity Functions"), "{markdown}");
+        for function in all_functions() {
+            let heading = format!("### `{}`", function.name());
+            assert_eq!(
+                markdown.matches(&heading).count(),
+                1,
+                "{heading} once in:\n{markdown}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn registers_into_a_session_context() -> Result<()> {
+        let mut ctx = SessionContext::new();
+        register_all(&mut ctx)?;
+        let state = ctx.state();
+        for function in all_scalar_udfs() {
+            assert!(
+                state.scalar_functions().contains_key(function.name()),
+                "{}",
+                function.name()
+            );
+        }
+        Ok(())
+    }
+}
