@@ -15,15 +15,15 @@ use crate::storage::StorageRoot;
 pub const DEMO_QUERIES: &[(&str, &str)] = &[
     (
         "Conversions online and offline",
-        "SELECT source, count(*) AS conversions, count(DISTINCT buyer) AS buyers,
+        "SELECT source, count(*) AS conversions,
                 CAST(sum(amount) AS DECIMAL(14,2)) AS revenue,
                 CAST(avg(amount) AS DECIMAL(12,2)) AS avg_basket
          FROM (
-           SELECT 'web order' AS source, anonymous_id AS buyer, revenue AS amount FROM web_events WHERE order_id IS NOT NULL
+           SELECT 'web order' AS source, revenue AS amount FROM web_events WHERE order_id IS NOT NULL
            UNION ALL
-           SELECT 'app order', device_id, revenue FROM app_events WHERE order_id IS NOT NULL
+           SELECT 'app order', revenue FROM app_events WHERE order_id IS NOT NULL
            UNION ALL
-           SELECT 'store receipt', coalesce(loyalty_card, phone_raw, receipt_id), amount FROM pos_receipts
+           SELECT 'store receipt', amount FROM pos_receipts
          ) GROUP BY source ORDER BY source",
     ),
     (
@@ -43,7 +43,7 @@ pub const DEMO_QUERIES: &[(&str, &str)] = &[
     ),
     (
         "Most frequent phones at the till (the stores' own numbers and junk stand out)",
-        "SELECT normalize_phone(phone_raw) AS phone, count(*) AS receipts,
+        "SELECT coalesce(normalize_phone(phone_raw), '(invalid)') AS phone, count(*) AS receipts,
                 count(DISTINCT store_id) AS stores, min(phone_raw) AS one_raw_form
          FROM pos_receipts WHERE phone_raw IS NOT NULL
          GROUP BY 1 ORDER BY receipts DESC, phone NULLS FIRST LIMIT 5",

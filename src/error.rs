@@ -68,7 +68,26 @@ fn one_line_datafusion(e: &DataFusionError) -> String {
         }
         out.push_str(strip_kind_prefix(part));
     }
-    out
+    condense_xml_error_body(&out)
+}
+
+/// S3 and Azure answer errors with an XML document (request ids, host ids…); keep its code and message.
+fn condense_xml_error_body(text: &str) -> String {
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        Some(&text[start..end])
+    };
+    let (Some(xml_start), Some(code)) = (text.find("<?xml").or_else(|| text.find("<Error>")), tag("Code")) else {
+        return text.to_string();
+    };
+    let xml_end = text.rfind("</Error>").map_or(text.len(), |i| i + "</Error>".len());
+    let summary = match tag("Message") {
+        Some(message) => format!("{code}: {message}"),
+        None => code.to_string(),
+    };
+    format!("{}{summary}{}", &text[..xml_start], &text[xml_end..])
 }
 
 fn strip_kind_prefix(s: &str) -> &str {
@@ -107,6 +126,17 @@ mod tests {
         let e = datafusion::sql::parser::DFParser::parse_sql("SELEC 1").unwrap_err();
         let line = Error::from(e).to_string();
         assert!(line.starts_with("sql parser error: Expected: an SQL statement, found: SELEC"), "{line}");
+    }
+
+    #[test]
+    fn cloud_xml_errors_are_condensed() {
+        let raw = "listing s3://b/x/: 404 Not Found: <?xml version=\"1.0\"?>: <Error><Code>NoSuchBucket</Code>\
+                   <Message>The specified bucket does not exist</Message><RequestId>abc</RequestId></Error>";
+        assert_eq!(
+            condense_xml_error_body(raw),
+            "listing s3://b/x/: 404 Not Found: NoSuchBucket: The specified bucket does not exist"
+        );
+        assert_eq!(condense_xml_error_body("plain <text>"), "plain <text>");
     }
 
     #[test]

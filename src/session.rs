@@ -68,7 +68,7 @@ pub fn build_context(opts: &EngineOptions) -> Result<SessionContext> {
         .build();
     // `SELECT * FROM 's3://bucket/file.parquet'` works like in datafusion-cli.
     let mut ctx = SessionContext::new_with_state(state).enable_url_table();
-    phygital_udfs::register_all(&mut ctx)?;
+    phygital_udfs::register_session(&mut ctx)?;
     Ok(ctx)
 }
 

@@ -144,3 +144,16 @@ fn sql_file_and_output_formats() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "answer\n42\n");
     assert_one_line_error(&phygital(&["sql", "--storage", &root, "--format", "parquet", "SELECT 1"]), &["--output"]);
 }
+
+#[test]
+fn demo_runs_end_to_end() {
+    let (_dir, root) = scratch("demo");
+    let out = phygital(&["demo", "--storage", &root, "--customers", "1500", "--seed", "7"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    for (title, _) in phygital::demo::DEMO_QUERIES {
+        assert!(stdout.contains(&format!("== {title}")), "missing step '{title}' in:\n{stdout}");
+    }
+    assert!(stdout.contains("store receipt") && stdout.contains("web order"), "{stdout}");
+    assert!(stdout.contains("Parquet tables are under"), "{stdout}");
+}

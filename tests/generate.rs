@@ -22,8 +22,14 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("phygital-generate-{name}-{}-{nanos}", std::process::id()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "phygital-generate-{name}-{}-{nanos}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
@@ -40,8 +46,11 @@ impl Drop for TempDir {
 }
 
 async fn generate_into(dir: &TempDir, opts: &GenerateOptions) -> GenerateReport {
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
-    generate(store, &Path::default(), opts, &|_| {}).await.unwrap()
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    generate(store, &Path::default(), opts, &|_| {})
+        .await
+        .unwrap()
 }
 
 /// Every file under `dir` by relative path, with its bytes.
@@ -52,7 +61,11 @@ fn files(dir: &FsPath) -> BTreeMap<String, Vec<u8>> {
             if path.is_dir() {
                 walk(root, &path, out);
             } else {
-                let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 out.insert(rel, std::fs::read(&path).unwrap());
             }
         }
@@ -73,26 +86,60 @@ fn options(seed: u64, chunk_customers: u64) -> GenerateOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_seed_writes_the_same_bytes_whatever_the_chunk_size() {
-    let (a, b, c, d) = (TempDir::new("a"), TempDir::new("b"), TempDir::new("c"), TempDir::new("d"));
+    let (a, b, c, d) = (
+        TempDir::new("a"),
+        TempDir::new("b"),
+        TempDir::new("c"),
+        TempDir::new("d"),
+    );
     let report = generate_into(&a, &options(7, 500)).await;
     generate_into(&b, &options(7, 500)).await;
     generate_into(&c, &options(7, 333)).await;
     generate_into(&d, &options(8, 500)).await;
-    let (fa, fb, fc, fd) = (files(a.path()), files(b.path()), files(c.path()), files(d.path()));
+    let (fa, fb, fc, fd) = (
+        files(a.path()),
+        files(b.path()),
+        files(c.path()),
+        files(d.path()),
+    );
 
-    let expected: Vec<String> = Table::ALL.iter().map(|t| format!("{}/part-00000.parquet", t.name())).collect();
+    let expected: Vec<String> = Table::ALL
+        .iter()
+        .map(|t| format!("{}/part-00000.parquet", t.name()))
+        .collect();
     let mut expected_sorted = expected.clone();
     expected_sorted.sort();
-    assert_eq!(fa.keys().cloned().collect::<Vec<_>>(), expected_sorted, "one file per table at this size");
-    assert_eq!(report.total_bytes(), fa.values().map(|v| v.len() as u64).sum::<u64>());
+    assert_eq!(
+        fa.keys().cloned().collect::<Vec<_>>(),
+        expected_sorted,
+        "one file per table at this size"
+    );
+    assert_eq!(
+        report.total_bytes(),
+        fa.values().map(|v| v.len() as u64).sum::<u64>()
+    );
 
     for (name, bytes) in &fa {
-        assert_eq!(Some(bytes), fb.get(name), "{name}: same seed must give the same bytes");
-        assert_eq!(Some(bytes), fc.get(name), "{name}: the chunk size must not change the output");
+        assert_eq!(
+            Some(bytes),
+            fb.get(name),
+            "{name}: same seed must give the same bytes"
+        );
+        assert_eq!(
+            Some(bytes),
+            fc.get(name),
+            "{name}: the chunk size must not change the output"
+        );
     }
-    let differing = fa.iter().filter(|(name, bytes)| fd.get(*name) != Some(*bytes)).count();
+    let differing = fa
+        .iter()
+        .filter(|(name, bytes)| fd.get(*name) != Some(*bytes))
+        .count();
     // Every customer table differs with the seed (the channel effects are parameters, equal across seeds).
-    assert!(differing >= Table::ALL.len() - 2, "only {differing} files differ with another seed");
+    assert!(
+        differing >= Table::ALL.len() - 2,
+        "only {differing} files differ with another seed"
+    );
 }
 
 /// `lower(trim(..))` plus the +tag and gmail rules, in SQL: the canonical e-mail form.
@@ -118,9 +165,12 @@ fn trimmed(col: &str) -> String {
     format!("btrim({col}, chr(32) || chr(9))")
 }
 
+/// Builds the SQL expression of a column's canonical form.
+type Canonicaliser = fn(&str) -> String;
+
 /// Every identifier occurrence in the pipeline's input tables, canonicalised.
 fn observed_identifiers() -> String {
-    let sources: &[(&str, &str, &str, fn(&str) -> String)] = &[
+    let sources: &[(&str, &str, &str, Canonicaliser)] = &[
         ("email", "web_events", "email", canonical_email),
         ("email", "marketing_touches", "email", canonical_email),
         ("email", "loyalty_accounts", "email_raw", canonical_email),
@@ -132,8 +182,18 @@ fn observed_identifiers() -> String {
         ("anonymous_id", "qr_scans", "anonymous_id", trimmed),
         ("device_id", "app_events", "device_id", trimmed),
         ("app_account_id", "app_events", "app_account_id", trimmed),
-        ("app_account_id", "marketing_touches", "app_account_id", trimmed),
-        ("app_account_id", "loyalty_accounts", "app_account_id", trimmed),
+        (
+            "app_account_id",
+            "marketing_touches",
+            "app_account_id",
+            trimmed,
+        ),
+        (
+            "app_account_id",
+            "loyalty_accounts",
+            "app_account_id",
+            trimmed,
+        ),
         ("app_account_id", "qr_scans", "app_account_id", trimmed),
         ("loyalty_card", "pos_receipts", "loyalty_card", trimmed),
         ("loyalty_card", "loyalty_accounts", "loyalty_card", trimmed),
@@ -154,8 +214,17 @@ fn observed_identifiers() -> String {
 
 /// The single row of `sql`, every column cast to Int64.
 async fn ints(ctx: &SessionContext, sql: &str) -> Vec<Option<i64>> {
-    let batches = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap();
-    let batch = batches.iter().find(|b| b.num_rows() > 0).unwrap_or_else(|| panic!("{sql}: no row"));
+    let batches = ctx
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .collect()
+        .await
+        .unwrap();
+    let batch = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .unwrap_or_else(|| panic!("{sql}: no row"));
     batch
         .columns()
         .iter()
@@ -175,20 +244,34 @@ async fn count(ctx: &SessionContext, sql: &str) -> i64 {
 async fn ground_truth_is_consistent_with_the_data() {
     let dir = TempDir::new("truth");
     let report = generate_into(&dir, &options(11, 700)).await;
-    let (ctx, _root) = phygital::session::open(&dir.path().to_string_lossy(), &Default::default()).await.unwrap();
+    let (ctx, _root) = phygital::session::open(&dir.path().to_string_lossy(), &Default::default())
+        .await
+        .unwrap();
 
     // Narrow, stable types survive the round trip through Parquet.
     let receipts = ctx.table("pos_receipts").await.unwrap();
     let schema = receipts.schema();
-    assert_eq!(schema.field_with_name(None, "amount").unwrap().data_type(), &DataType::Decimal128(12, 2));
     assert_eq!(
-        schema.field_with_name(None, "receipt_ts").unwrap().data_type(),
+        schema.field_with_name(None, "amount").unwrap().data_type(),
+        &DataType::Decimal128(12, 2)
+    );
+    assert_eq!(
+        schema
+            .field_with_name(None, "receipt_ts")
+            .unwrap()
+            .data_type(),
         &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
     );
-    assert!(matches!(schema.field_with_name(None, "items").unwrap().data_type(), DataType::List(_)));
+    assert!(matches!(
+        schema.field_with_name(None, "items").unwrap().data_type(),
+        DataType::List(_)
+    ));
 
     // Every person once; row counts agree with the report.
-    assert_eq!(count(&ctx, "SELECT DISTINCT person_id FROM truth_people").await, CUSTOMERS as i64);
+    assert_eq!(
+        count(&ctx, "SELECT DISTINCT person_id FROM truth_people").await,
+        CUSTOMERS as i64
+    );
     for t in Table::ALL {
         let rows = count(&ctx, &format!("SELECT * FROM {}", t.name())).await;
         assert_eq!(rows as u64, report.table(*t).unwrap().rows, "{}", t.name());
@@ -196,10 +279,21 @@ async fn ground_truth_is_consistent_with_the_data() {
 
     // Each identifier belongs to exactly one person, and junk to nobody.
     assert_eq!(
-        count(&ctx, "SELECT id_type, id_value FROM truth_identifiers GROUP BY 1, 2 HAVING count(*) > 1").await,
+        count(
+            &ctx,
+            "SELECT id_type, id_value FROM truth_identifiers GROUP BY 1, 2 HAVING count(*) > 1"
+        )
+        .await,
         0
     );
-    assert_eq!(count(&ctx, "SELECT * FROM truth_identifiers JOIN truth_junk USING (id_type, id_value)").await, 0);
+    assert_eq!(
+        count(
+            &ctx,
+            "SELECT * FROM truth_identifiers JOIN truth_junk USING (id_type, id_value)"
+        )
+        .await,
+        0
+    );
     let types = count(&ctx, "SELECT DISTINCT id_type FROM truth_identifiers").await;
     assert_eq!(types, 7, "all seven identifier types appear");
 
@@ -221,20 +315,46 @@ async fn ground_truth_is_consistent_with_the_data() {
         ),
     )
     .await;
-    assert_eq!(unexplained, 0, "identifiers in the data that are neither truth nor junk");
+    assert_eq!(
+        unexplained, 0,
+        "identifiers in the data that are neither truth nor junk"
+    );
     // The junk was injected: the stores' phones at the till, the shared tablet, placeholders, test e-mails.
     let injected = count(
         &ctx,
-        &format!("SELECT DISTINCT kind FROM truth_junk JOIN ({observed}) o USING (id_type, id_value)"),
+        &format!(
+            "SELECT DISTINCT kind FROM truth_junk JOIN ({observed}) o USING (id_type, id_value)"
+        ),
     )
     .await;
     assert_eq!(injected, 5, "every kind of junk occurs in the data");
     // Raw noise exists: raw values differ from canonical ones.
-    assert!(count(&ctx, "SELECT * FROM web_events WHERE email IS NOT NULL AND email <> lower(trim(email))").await > 0);
-    assert!(count(&ctx, "SELECT * FROM pos_receipts WHERE phone_raw LIKE '8 (%'").await > 0);
+    assert!(
+        count(
+            &ctx,
+            "SELECT * FROM web_events WHERE email IS NOT NULL AND email <> lower(trim(email))"
+        )
+        .await
+            > 0
+    );
+    assert!(
+        count(
+            &ctx,
+            "SELECT * FROM pos_receipts WHERE phone_raw LIKE '8 (%'"
+        )
+        .await
+            > 0
+    );
 
     // Orders and receipts have positive amounts; receipt lines add up to the amount.
-    assert_eq!(count(&ctx, "SELECT * FROM pos_receipts WHERE amount <= 0 OR currency <> 'RUB'").await, 0);
+    assert_eq!(
+        count(
+            &ctx,
+            "SELECT * FROM pos_receipts WHERE amount <= 0 OR currency <> 'RUB'"
+        )
+        .await,
+        0
+    );
     for table in ["web_events", "app_events"] {
         let bad = count(
             &ctx,
@@ -242,7 +362,14 @@ async fn ground_truth_is_consistent_with_the_data() {
         )
         .await;
         assert_eq!(bad, 0, "{table}");
-        assert!(count(&ctx, &format!("SELECT DISTINCT order_id FROM {table} WHERE order_id IS NOT NULL")).await > 0);
+        assert!(
+            count(
+                &ctx,
+                &format!("SELECT DISTINCT order_id FROM {table} WHERE order_id IS NOT NULL")
+            )
+            .await
+                > 0
+        );
     }
     let unbalanced = count(
         &ctx,
@@ -251,7 +378,14 @@ async fn ground_truth_is_consistent_with_the_data() {
     )
     .await;
     assert_eq!(unbalanced, 0);
-    assert_eq!(count(&ctx, "SELECT receipt_id FROM pos_receipts GROUP BY 1 HAVING count(*) > 1").await, 0);
+    assert_eq!(
+        count(
+            &ctx,
+            "SELECT receipt_id FROM pos_receipts GROUP BY 1 HAVING count(*) > 1"
+        )
+        .await,
+        0
+    );
 
     // Both CRM groups, about 10 % held out.
     let groups = ints(
@@ -279,11 +413,22 @@ async fn ground_truth_is_consistent_with_the_data() {
         ("marketing_touches", "touch_ts"),
         ("qr_scans", "scan_ts"),
     ] {
-        let range = ints(&ctx, &format!("SELECT min(CAST({col} AS BIGINT)), max(CAST({col} AS BIGINT)) FROM {table}")).await;
+        let range = ints(
+            &ctx,
+            &format!("SELECT min(CAST({col} AS BIGINT)), max(CAST({col} AS BIGINT)) FROM {table}"),
+        )
+        .await;
         let (lo, hi) = (range[0].unwrap(), range[1].unwrap());
-        assert!(lo >= start && hi < end, "{table}.{col} spans {lo}..{hi}, period {start}..{end}");
+        assert!(
+            lo >= start && hi < end,
+            "{table}.{col} spans {lo}..{hi}, period {start}..{end}"
+        );
     }
-    let registered = ints(&ctx, "SELECT max(CAST(registered_ts AS BIGINT)) FROM loyalty_accounts").await;
+    let registered = ints(
+        &ctx,
+        "SELECT max(CAST(registered_ts AS BIGINT)) FROM loyalty_accounts",
+    )
+    .await;
     assert!(registered[0].unwrap() < end);
 
     // The true effects are there for estimators to be checked against.
@@ -294,13 +439,19 @@ async fn ground_truth_is_consistent_with_the_data() {
     )
     .await;
     assert_eq!(crm, vec![Some(1), Some(1)]);
-    assert_eq!(count(&ctx, "SELECT DISTINCT channel FROM truth_channel_effects").await, 11);
+    assert_eq!(
+        count(&ctx, "SELECT DISTINCT channel FROM truth_channel_effects").await,
+        11
+    );
     assert_eq!(
         count(&ctx, "SELECT DISTINCT channel FROM marketing_touches").await,
         11,
         "every channel has touches"
     );
     // Segments are all there, and some customers are hard to link.
-    assert_eq!(count(&ctx, "SELECT DISTINCT segment FROM truth_people").await, 3);
+    assert_eq!(
+        count(&ctx, "SELECT DISTINCT segment FROM truth_people").await,
+        3
+    );
     assert!(count(&ctx, "SELECT * FROM truth_people WHERE hard_to_link").await > 0);
 }

@@ -126,7 +126,7 @@ halt
         } => {
             assert_eq!(sql, "SELECT 1,\n  'a'");
             assert_eq!(types, "IT");
-            assert_eq!(*sort, SortMode::RowSort);
+            assert_eq!(*sort, SortMode::Rows);
             assert_eq!(label.as_deref(), Some("my_label"));
             assert_eq!(rows, &vec!["1 a".to_string()]);
         }
@@ -275,7 +275,7 @@ SELECT * FROM (VALUES (2, 'b'), (1, 'z'), (1, 'a'))
 1 z
 2 b
 
-query I valuesort
+query II valuesort
 SELECT * FROM (VALUES (3, 1), (2, 4))
 ----
 1
@@ -359,8 +359,11 @@ control substitution on
 statement ok
 COPY (SELECT 1 AS a) TO '$__TEST_DIR__/one.parquet' STORED AS PARQUET
 
+statement ok
+CREATE EXTERNAL TABLE one STORED AS PARQUET LOCATION '${__TEST_DIR__}/one.parquet'
+
 query I
-SELECT a FROM '${__TEST_DIR__}/one.parquet'
+SELECT a FROM one
 ----
 1
 ";

@@ -62,6 +62,11 @@ pub enum ConnectorError {
         reason: String,
     },
 
+    /// BigQuery answered with something this crate cannot interpret (a query result of the
+    /// wrong shape, an impossible value).
+    #[error("unexpected BigQuery response: {reason}")]
+    UnexpectedResponse { reason: String },
+
     #[error("Arrow error: {0}")]
     Arrow(#[from] ArrowError),
 
@@ -105,10 +110,12 @@ impl From<BQError> for ConnectorError {
 /// Defence in depth: no code path of ours puts credentials into messages, but third-party
 /// error texts are not under our control.
 pub(crate) fn redact_credentials(message: &str) -> String {
-    const SECRET_PARAMETERS: [&str; 6] = [
+    const SECRET_PARAMETERS: [&str; 8] = [
         "access_token=",
         "refresh_token=",
         "client_secret=",
+        "password=",
+        "secret=",
         "key=",
         "token=",
         "sig=",
@@ -117,7 +124,7 @@ pub(crate) fn redact_credentials(message: &str) -> String {
     let mut rest = message;
     while !rest.is_empty() {
         if let Some(after) = strip_prefix_ignore_case(rest, "bearer ")
-            && !out.ends_with(|c: char| c.is_alphanumeric())
+            && at_word_start(&out)
         {
             out.push_str(&rest[..rest.len() - after.len()]);
             out.push_str("[redacted]");
@@ -129,7 +136,7 @@ pub(crate) fn redact_credentials(message: &str) -> String {
             rest = &after[at + 1..];
         } else if let Some((parameter, after)) = SECRET_PARAMETERS.iter().find_map(|parameter| {
             strip_prefix_ignore_case(rest, parameter).map(|after| (*parameter, after))
-        }) && preceded_by_separator(&out)
+        }) && at_word_start(&out)
         {
             out.push_str(parameter);
             out.push_str("[redacted]");
@@ -167,10 +174,10 @@ fn userinfo_end(after_scheme: &str) -> Option<usize> {
     after_scheme[..authority_end].rfind('@')
 }
 
-/// Query parameters only count at a parameter boundary (`?key=`, `&key=`), so that words
-/// such as `monkey=` in prose are left alone.
-fn preceded_by_separator(written: &str) -> bool {
-    matches!(written.chars().last(), Some('?' | '&' | ' ') | None)
+/// Keywords only count at the start of a word (`?key=`, `&api_key=`, `Bearer`), so that
+/// words such as `monkey=` or `cupbearer` are left alone.
+fn at_word_start(written: &str) -> bool {
+    !written.ends_with(|c: char| c.is_alphanumeric())
 }
 
 #[cfg(test)]
@@ -194,6 +201,10 @@ mod tests {
         assert_eq!(
             redact_credentials("url ?key=AIzaSyXYZ end"),
             "url ?key=[redacted] end"
+        );
+        assert_eq!(
+            redact_credentials("{\"api_key=abc\", password=hunter2}"),
+            "{\"api_key=[redacted]\", password=[redacted]}"
         );
     }
 

@@ -6,14 +6,14 @@ use datafusion::common::{Result, exec_err};
 
 use super::model::{Channel, ChannelSet, Model, Segment, Traits};
 use super::population::{
-    Email, IdKeys, IdType, JUNK_EMAILS, PLACEHOLDER_PHONES, Store, canonical_phone, pad_with_whitespace, raw_phone,
+    IdKeys, IdType, Identity, JUNK_EMAILS, PLACEHOLDER_PHONES, Store, raw_phone,
 };
 use super::rng::{IdDomain, MAX_SLOT, Rng, Stream};
 use super::schema::{
-    AppEventRow, AppEventsColumns, CrmHoldoutColumns, CrmHoldoutRow, LoyaltyAccountRow, LoyaltyAccountsColumns,
-    MarketingTouchRow, MarketingTouchesColumns, PosReceiptRow, PosReceiptsColumns, QrScanRow, QrScansColumns,
-    ReceiptLine, Table, TruthIdentifierRow, TruthIdentifiersColumns, TruthPeopleColumns, TruthPersonRow,
-    WebEventRow, WebEventsColumns,
+    AppEventRow, AppEventsColumns, CrmHoldoutColumns, CrmHoldoutRow, LoyaltyAccountRow,
+    LoyaltyAccountsColumns, MarketingTouchRow, MarketingTouchesColumns, PosReceiptRow,
+    PosReceiptsColumns, QrScanRow, QrScansColumns, ReceiptLine, Table, TruthIdentifierRow,
+    TruthIdentifiersColumns, TruthPeopleColumns, TruthPersonRow, WebEventRow, WebEventsColumns,
 };
 
 pub(crate) const MINUTE_US: i64 = 60 * 1_000_000;
@@ -24,8 +24,6 @@ const WEEK_US: i64 = 7 * DAY_US;
 const STORE_OPENS_US: i64 = 6 * HOUR_US;
 const STORE_HOURS_US: i64 = 13 * HOUR_US;
 const MAX_JOURNEY_US: i64 = 14 * DAY_US;
-/// Browser cookies are scrambled with `browser * 4096 + generation` as slot.
-const MAX_COOKIE_GENERATION: u32 = 4095;
 
 const SHOP_URL: &str = "https://www.phygital-shop.ru/";
 const CURRENCY: &str = "RUB";
@@ -147,14 +145,22 @@ pub(crate) fn plan_person(world: &World, customer: u64) -> PersonPlan {
                 };
                 let items = model.items(segment).sample(&mut rng);
                 let lines = (0..items)
-                    .map(|_| (rng.index(model.catalog.len()), model.quantity.sample(&mut rng)))
+                    .map(|_| {
+                        (
+                            rng.index(model.catalog.len()),
+                            model.quantity.sample(&mut rng),
+                        )
+                    })
                     .collect();
                 Conversion { place, lines }
             });
             let length = rng.range_i64(HOUR_US, MAX_JOURNEY_US.min(world.period_us()) + 1);
             let earliest_end = (world.period_start_us + length).min(world.period_end_us - 1);
             let mut end_us = rng.range_i64(earliest_end, world.period_end_us);
-            if conversion.as_ref().is_some_and(|c| matches!(c.place, Place::Store | Place::StoreTablet)) {
+            if conversion
+                .as_ref()
+                .is_some_and(|c| matches!(c.place, Place::Store | Place::StoreTablet))
+            {
                 end_us = in_store_hours(end_us, &mut rng);
             }
             Journey {
@@ -175,6 +181,38 @@ pub(crate) fn plan_person(world: &World, customer: u64) -> PersonPlan {
 /// The same day, at a random time while stores are open (still inside the period: days start at midnight).
 fn in_store_hours(ts: i64, rng: &mut Rng) -> i64 {
     ts.div_euclid(DAY_US) * DAY_US + STORE_OPENS_US + rng.range_i64(0, STORE_HOURS_US)
+}
+
+/// A uniform time in `[start, end)` while stores are open; when the window misses opening hours entirely (a
+/// short night-time journey), the last opening hour before `end`.
+fn time_in_store_hours(start: i64, end: i64, rng: &mut Rng) -> i64 {
+    let first_day = start.div_euclid(DAY_US);
+    let last_day = (end - 1).div_euclid(DAY_US);
+    let open_spans: Vec<(i64, i64)> = (first_day..=last_day)
+        .filter_map(|day| {
+            let opens = (day * DAY_US + STORE_OPENS_US).max(start);
+            let closes = (day * DAY_US + STORE_OPENS_US + STORE_HOURS_US).min(end);
+            (opens < closes).then_some((opens, closes))
+        })
+        .collect();
+    let total: i64 = open_spans.iter().map(|(a, b)| b - a).sum();
+    if total == 0 {
+        let day = if (end - 1).rem_euclid(DAY_US) >= STORE_OPENS_US + STORE_HOURS_US {
+            last_day
+        } else {
+            last_day - 1
+        };
+        let closes = day * DAY_US + STORE_OPENS_US + STORE_HOURS_US;
+        return closes - rng.range_i64(1, HOUR_US);
+    }
+    let mut offset = rng.range_i64(0, total);
+    for (opens, closes) in &open_spans {
+        if offset < closes - opens {
+            return opens + offset;
+        }
+        offset -= closes - opens;
+    }
+    end - 1
 }
 
 /// The rows of one chunk of customers, per table.
@@ -206,7 +244,9 @@ impl ChunkTables {
     }
 
     /// The batches of every per-customer table, in a fixed order.
-    pub(crate) fn finish(&mut self) -> Result<Vec<(Table, datafusion::arrow::record_batch::RecordBatch)>> {
+    pub(crate) fn finish(
+        &mut self,
+    ) -> Result<Vec<(Table, datafusion::arrow::record_batch::RecordBatch)>> {
         Ok(vec![
             (Table::WebEvents, self.web.finish()?),
             (Table::AppEvents, self.app.finish()?),
@@ -230,158 +270,23 @@ struct Slots {
 
 impl Slots {
     fn new(domain: IdDomain, prefix: &'static str) -> Self {
-        Slots { domain, prefix, next: 0 }
+        Slots {
+            domain,
+            prefix,
+            next: 0,
+        }
     }
 
     fn next_id(&mut self, keys: &IdKeys, customer: u64) -> Result<String> {
         if self.next > MAX_SLOT {
-            return exec_err!("generate: customer {customer} has more than {MAX_SLOT} rows of one kind ({})", self.prefix);
+            return exec_err!(
+                "generate: customer {customer} has more than {MAX_SLOT} rows of one kind ({})",
+                self.prefix
+            );
         }
         let id = keys.row_id(self.prefix, self.domain, customer, self.next);
         self.next += 1;
         Ok(id)
-    }
-}
-
-/// A browser with rotating cookies.
-struct Browser {
-    index: u32,
-    generation: u32,
-    sessions_on_cookie: u32,
-    rotate_every: u32,
-}
-
-/// A person's identifiers, with a record of those that actually reached a table (the truth).
-struct Identity {
-    customer: u64,
-    person_id: String,
-    emails: Vec<Email>,
-    /// National numbers; for a hard-to-link customer only ever used offline.
-    phones: Vec<String>,
-    user_id: Option<String>,
-    app_account_id: Option<String>,
-    devices: Vec<String>,
-    browsers: Vec<Browser>,
-    loyalty_card: Option<String>,
-    home_store: usize,
-    seen: Vec<(IdType, String)>,
-}
-
-impl Identity {
-    fn new(world: &World, customer: u64, traits: &Traits, rng: &mut Rng) -> Result<Identity> {
-        let keys = &world.keys;
-        let mut emails = Vec::new();
-        if traits.email {
-            emails.push(Email::new(keys, customer, 0, rng));
-            if rng.chance(0.15) {
-                emails.push(Email::new(keys, customer, 1, rng));
-            }
-        }
-        let mut phones = Vec::new();
-        if traits.phone {
-            phones.push(keys.mobile(customer, 0)?);
-            if rng.chance(0.2) {
-                phones.push(keys.mobile(customer, 1)?);
-            }
-        }
-        let app_account_id = traits.app.then(|| keys.app_account_id(customer));
-        let device_count = if traits.app { 1 + rng.weighted(&[0.7, 0.25, 0.05]) } else { 0 };
-        let browser_count = if traits.segment.shops_online() {
-            1 + rng.weighted(&[0.6, 0.3, 0.1])
-        } else {
-            0
-        };
-        Ok(Identity {
-            customer,
-            person_id: format!("P{customer:09}"),
-            emails,
-            phones,
-            user_id: traits.web_account.then(|| keys.user_id(customer)),
-            app_account_id,
-            devices: (0..device_count as u32).map(|d| keys.device_id(customer, d)).collect(),
-            browsers: (0..browser_count as u32)
-                .map(|index| Browser {
-                    index,
-                    generation: 0,
-                    sessions_on_cookie: 0,
-                    rotate_every: 2 + rng.below(5) as u32,
-                })
-                .collect(),
-            loyalty_card: traits.loyalty.then(|| keys.loyalty_card(customer)),
-            home_store: rng.index(world.stores.len()),
-            seen: Vec::new(),
-        })
-    }
-
-    fn saw(&mut self, id_type: IdType, canonical: &str) {
-        self.seen.push((id_type, canonical.to_string()));
-    }
-
-    /// A raw occurrence of one of the person's e-mails (the first one most of the time).
-    fn email_raw(&mut self, rng: &mut Rng) -> Option<String> {
-        let i = if self.emails.len() > 1 && rng.chance(0.3) { 1 } else { 0 };
-        let email = self.emails.get(i)?;
-        let (raw, canonical) = (email.raw(rng), email.canonical.clone());
-        self.saw(IdType::Email, &canonical);
-        Some(raw)
-    }
-
-    /// The first e-mail as the person registered it (what the CRM and its e-mail service hold).
-    fn registered_email(&mut self) -> Option<String> {
-        let email = self.emails.first()?;
-        let (registered, canonical) = (email.as_registered(), email.canonical.clone());
-        self.saw(IdType::Email, &canonical);
-        Some(registered)
-    }
-
-    /// A raw occurrence of one of the person's phones.
-    fn phone_raw(&mut self, rng: &mut Rng) -> Option<String> {
-        let national = self.phones.get(rng.index(self.phones.len()))?.clone();
-        self.saw(IdType::Phone, &canonical_phone(&national));
-        Some(raw_phone(&national, rng))
-    }
-
-    fn app_account(&mut self) -> Option<String> {
-        let id = self.app_account_id.clone()?;
-        self.saw(IdType::AppAccountId, &id);
-        Some(id)
-    }
-
-    fn user(&mut self) -> Option<String> {
-        let id = self.user_id.clone()?;
-        self.saw(IdType::UserId, &id);
-        Some(id)
-    }
-
-    fn device(&mut self, rng: &mut Rng) -> Option<String> {
-        let id = self.devices.get(rng.index(self.devices.len()))?.clone();
-        self.saw(IdType::DeviceId, &id);
-        Some(id)
-    }
-
-    /// The cookie of a session on one of the person's browsers; cookies rotate every few sessions.
-    fn cookie(&mut self, keys: &IdKeys, rng: &mut Rng) -> Option<String> {
-        let i = rng.index(self.browsers.len());
-        let browser = self.browsers.get_mut(i)?;
-        if browser.sessions_on_cookie >= browser.rotate_every && browser.generation < MAX_COOKIE_GENERATION {
-            browser.generation += 1;
-            browser.sessions_on_cookie = 0;
-        }
-        browser.sessions_on_cookie += 1;
-        let id = keys.anonymous_id(self.customer, browser.index, browser.generation);
-        self.saw(IdType::AnonymousId, &id);
-        Some(id)
-    }
-
-    /// A loyalty card as presented or typed: sometimes with stray whitespace.
-    fn loyalty_raw(&mut self, rng: &mut Rng, p_whitespace: f64) -> Option<String> {
-        let card = self.loyalty_card.clone()?;
-        self.saw(IdType::LoyaltyCard, &card);
-        Some(if rng.chance(p_whitespace) {
-            pad_with_whitespace(&card, rng)
-        } else {
-            card
-        })
     }
 }
 
@@ -409,7 +314,13 @@ struct Emitter<'w, 't> {
 pub(crate) fn emit_person(world: &World, customer: u64, tables: &mut ChunkTables) -> Result<()> {
     let plan = plan_person(world, customer);
     let mut rng = Rng::new(world.seed, Stream::Detail, customer);
-    let id = Identity::new(world, customer, &plan.traits, &mut rng)?;
+    let id = Identity::new(
+        &world.keys,
+        world.stores.len(),
+        customer,
+        &plan.traits,
+        &mut rng,
+    )?;
     let mut e = Emitter {
         world,
         tables,
@@ -433,7 +344,9 @@ impl Emitter<'_, '_> {
         }
         if plan.traits.app {
             for _ in 0..self.rng.below(6) {
-                let ts = self.rng.range_i64(self.world.period_start_us, self.world.period_end_us);
+                let ts = self
+                    .rng
+                    .range_i64(self.world.period_start_us, self.world.period_end_us);
                 self.app_session(ts, None, None)?;
             }
         }
@@ -460,18 +373,25 @@ impl Emitter<'_, '_> {
         }
     }
 
-    fn emit_journey(&mut self, plan: &PersonPlan, journey: &Journey, visits: &mut Vec<(i64, Visit)>) -> Result<()> {
+    fn emit_journey(
+        &mut self,
+        plan: &PersonPlan,
+        journey: &Journey,
+        visits: &mut Vec<(i64, Visit)>,
+    ) -> Result<()> {
         for channel in journey.channels.iter() {
             let (lo, hi) = self.world.model.channel(channel).touches;
             let n = lo + self.rng.below(u64::from(hi.saturating_sub(lo)) + 1) as u32;
             for _ in 0..n {
-                let mut ts = self.rng.range_i64(journey.start_us, journey.end_us);
-                if channel.is_in_store() {
-                    let snapped = in_store_hours(ts, &mut self.rng);
-                    if snapped >= journey.start_us && snapped < journey.end_us {
-                        ts = snapped;
-                    }
-                }
+                let ts = if channel.is_in_store() {
+                    self.world.clamp(time_in_store_hours(
+                        journey.start_us,
+                        journey.end_us,
+                        &mut self.rng,
+                    ))
+                } else {
+                    self.rng.range_i64(journey.start_us, journey.end_us)
+                };
                 self.touch(plan, channel, ts, visits)?;
             }
         }
@@ -491,7 +411,13 @@ impl Emitter<'_, '_> {
         (ts - self.world.period_start_us).div_euclid(WEEK_US) + 1
     }
 
-    fn push_touch(&mut self, ts: i64, channel: Channel, campaign: Option<&str>, ids: TouchIds) -> Result<()> {
+    fn push_touch(
+        &mut self,
+        ts: i64,
+        channel: Channel,
+        campaign: Option<&str>,
+        ids: TouchIds,
+    ) -> Result<()> {
         let touch_id = self.touch_ids.next_id(&self.world.keys, self.id.customer)?;
         self.tables.touches.push(MarketingTouchRow {
             touch_id: &touch_id,
@@ -507,13 +433,27 @@ impl Emitter<'_, '_> {
         Ok(())
     }
 
-    fn touch(&mut self, plan: &PersonPlan, channel: Channel, ts: i64, visits: &mut Vec<(i64, Visit)>) -> Result<()> {
+    fn touch(
+        &mut self,
+        plan: &PersonPlan,
+        channel: Channel,
+        ts: i64,
+        visits: &mut Vec<(i64, Visit)>,
+    ) -> Result<()> {
         let week = self.campaign_week(ts);
         match channel {
             Channel::Sms => {
                 let phone_raw = self.id.phone_raw(&mut self.rng);
                 let campaign = format!("crm_sms_w{week:02}");
-                self.push_touch(ts, channel, Some(&campaign), TouchIds { phone_raw, ..TouchIds::default() })
+                self.push_touch(
+                    ts,
+                    channel,
+                    Some(&campaign),
+                    TouchIds {
+                        phone_raw,
+                        ..TouchIds::default()
+                    },
+                )
             }
             Channel::Email => {
                 // The e-mail service sends to the address as registered, with the odd legacy import.
@@ -523,12 +463,28 @@ impl Emitter<'_, '_> {
                     self.id.email_raw(&mut self.rng)
                 };
                 let campaign = format!("crm_email_w{week:02}");
-                self.push_touch(ts, channel, Some(&campaign), TouchIds { email, ..TouchIds::default() })
+                self.push_touch(
+                    ts,
+                    channel,
+                    Some(&campaign),
+                    TouchIds {
+                        email,
+                        ..TouchIds::default()
+                    },
+                )
             }
             Channel::Push => {
                 let app_account_id = self.id.app_account();
                 let campaign = format!("crm_push_w{week:02}");
-                self.push_touch(ts, channel, Some(&campaign), TouchIds { app_account_id, ..TouchIds::default() })?;
+                self.push_touch(
+                    ts,
+                    channel,
+                    Some(&campaign),
+                    TouchIds {
+                        app_account_id,
+                        ..TouchIds::default()
+                    },
+                )?;
                 if self.rng.chance(0.35) {
                     let opened = ts + self.rng.range_i64(MINUTE_US, 30 * MINUTE_US);
                     self.app_session(opened, Some(&campaign), None)?;
@@ -539,9 +495,15 @@ impl Emitter<'_, '_> {
                 // Recognised by the app's beacon or by the Wi-Fi login with a phone number.
                 let by_app = plan.traits.app && (!plan.traits.phone || self.rng.chance(0.5));
                 let ids = if by_app {
-                    TouchIds { app_account_id: self.id.app_account(), ..TouchIds::default() }
+                    TouchIds {
+                        app_account_id: self.id.app_account(),
+                        ..TouchIds::default()
+                    }
                 } else {
-                    TouchIds { phone_raw: self.id.phone_raw(&mut self.rng), ..TouchIds::default() }
+                    TouchIds {
+                        phone_raw: self.id.phone_raw(&mut self.rng),
+                        ..TouchIds::default()
+                    }
                 };
                 let campaign = if by_app { "app_beacon" } else { "wifi_login" };
                 self.push_touch(ts, channel, Some(campaign), ids)
@@ -551,9 +513,27 @@ impl Emitter<'_, '_> {
                 let with_card = plan.traits.loyalty && self.rng.chance(0.7);
                 if plan.traits.app && self.rng.chance(0.6) {
                     let app_account_id = self.id.app_account();
-                    let loyalty_card = if with_card { self.id.loyalty_raw(&mut self.rng, 0.0) } else { None };
-                    self.qr_scan(ts, store, None, app_account_id.as_deref(), loyalty_card.as_deref())?;
-                    self.push_touch(ts, channel, Some("qr_shelf_promo"), TouchIds { app_account_id, ..TouchIds::default() })
+                    let loyalty_card = if with_card {
+                        self.id.loyalty_raw(&mut self.rng, 0.0)
+                    } else {
+                        None
+                    };
+                    self.qr_scan(
+                        ts,
+                        store,
+                        None,
+                        app_account_id.as_deref(),
+                        loyalty_card.as_deref(),
+                    )?;
+                    self.push_touch(
+                        ts,
+                        channel,
+                        Some("qr_shelf_promo"),
+                        TouchIds {
+                            app_account_id,
+                            ..TouchIds::default()
+                        },
+                    )
                 } else {
                     visits.push((ts, Visit::QrLanding { store, with_card }));
                     Ok(())
@@ -588,7 +568,10 @@ impl Emitter<'_, '_> {
     }
 
     fn store_id(&self, store: usize) -> String {
-        self.world.stores.get(store).map_or_else(String::new, |s| s.id.clone())
+        self.world
+            .stores
+            .get(store)
+            .map_or_else(String::new, |s| s.id.clone())
     }
 
     /// One web session: landing page, a few more pages, maybe a login; or the checkout of an order.
@@ -604,18 +587,28 @@ impl Emitter<'_, '_> {
                     ts,
                     channel,
                     campaign,
-                    TouchIds { anonymous_id: Some(cookie.clone()), ..TouchIds::default() },
+                    TouchIds {
+                        anonymous_id: Some(cookie.clone()),
+                        ..TouchIds::default()
+                    },
                 )?;
                 self.browse(ts, &cookie, &landing)
             }
             Visit::QrLanding { store, with_card } => {
-                let loyalty_card = if with_card { self.id.loyalty_raw(&mut self.rng, 0.05) } else { None };
+                let loyalty_card = if with_card {
+                    self.id.loyalty_raw(&mut self.rng, 0.05)
+                } else {
+                    None
+                };
                 self.qr_scan(ts, store, Some(&cookie), None, loyalty_card.as_deref())?;
                 self.push_touch(
                     ts,
                     Channel::QrScan,
                     Some("qr_shelf_promo"),
-                    TouchIds { anonymous_id: Some(cookie.clone()), ..TouchIds::default() },
+                    TouchIds {
+                        anonymous_id: Some(cookie.clone()),
+                        ..TouchIds::default()
+                    },
                 )?;
                 let store_id = self.store_id(store);
                 let landing = Landing {
@@ -653,7 +646,9 @@ impl Emitter<'_, '_> {
         let mut url = format!("{SHOP_URL}{}", landing.path);
         if let Some((source, medium, campaign)) = landing.utm {
             let sep = if url.contains('?') { '&' } else { '?' };
-            url = format!("{url}{sep}utm_source={source}&utm_medium={medium}&utm_campaign={campaign}");
+            url = format!(
+                "{url}{sep}utm_source={source}&utm_medium={medium}&utm_campaign={campaign}"
+            );
         }
         self.web_event(WebEvent {
             ts: start,
@@ -702,7 +697,9 @@ impl Emitter<'_, '_> {
 
     fn random_sku(&mut self) -> String {
         let catalog = &self.world.model.catalog;
-        catalog.get(self.rng.index(catalog.len())).map_or_else(String::new, |s| s.code.clone())
+        catalog
+            .get(self.rng.index(catalog.len()))
+            .map_or_else(String::new, |s| s.code.clone())
     }
 
     /// Checkout on the web shop: logged in, or as a guest giving an e-mail (sometimes a fake one).
@@ -753,7 +750,12 @@ impl Emitter<'_, '_> {
     /// An order placed on a store's shared tablet: the store's cookie, the customer's own e-mail.
     fn tablet_order(&mut self, ts: i64, amount: i64) -> Result<()> {
         let store = self.store();
-        let Some(cookie) = self.world.stores.get(store).map(|s| s.tablet_cookie.clone()) else {
+        let Some(cookie) = self
+            .world
+            .stores
+            .get(store)
+            .map(|s| s.tablet_cookie.clone())
+        else {
             return Ok(());
         };
         let email = self.id.email_raw(&mut self.rng);
@@ -779,7 +781,12 @@ impl Emitter<'_, '_> {
     }
 
     /// An app session: a background visit, a push open (`campaign`) or an order (`order_amount`).
-    fn app_session(&mut self, start: i64, campaign: Option<&str>, order_amount: Option<i64>) -> Result<()> {
+    fn app_session(
+        &mut self,
+        start: i64,
+        campaign: Option<&str>,
+        order_amount: Option<i64>,
+    ) -> Result<()> {
         let Some(device) = self.id.device(&mut self.rng) else {
             return Ok(());
         };
@@ -789,8 +796,14 @@ impl Emitter<'_, '_> {
         } else {
             None
         };
-        let mut events: Vec<(&'static str, Option<&str>)> =
-            vec![(if campaign.is_some() { "push_open" } else { "app_open" }, campaign)];
+        let mut events: Vec<(&'static str, Option<&str>)> = vec![(
+            if campaign.is_some() {
+                "push_open"
+            } else {
+                "app_open"
+            },
+            campaign,
+        )];
         for _ in 0..1 + self.rng.below(3) {
             events.push(("screen_view", None));
         }
@@ -799,14 +812,25 @@ impl Emitter<'_, '_> {
         }
         // An order session ends at the order time; others start at `start`.
         let span: i64 = (events.len() as i64) * MINUTE_US;
-        let mut ts = if order_amount.is_some() { start - span } else { start };
+        let mut ts = if order_amount.is_some() {
+            start - span
+        } else {
+            start
+        };
         for (name, campaign) in events {
             self.app_event(ts, &device, account.as_deref(), name, campaign, None)?;
             ts += self.rng.range_i64(10_000_000, MINUTE_US);
         }
         if let Some(amount) = order_amount {
             let order_id = self.order_ids.next_id(&self.world.keys, self.id.customer)?;
-            self.app_event(start, &device, account.as_deref(), "order_completed", None, Some((&order_id, amount)))?;
+            self.app_event(
+                start,
+                &device,
+                account.as_deref(),
+                "order_completed",
+                None,
+                Some((&order_id, amount)),
+            )?;
         }
         Ok(())
     }
@@ -838,13 +862,23 @@ impl Emitter<'_, '_> {
     /// who refuse, a placeholder now and then.
     fn receipt(&mut self, ts: i64, conversion: &Conversion, amount: i64) -> Result<()> {
         let store = self.store();
-        let loyalty_card = if self.rng.chance(0.85) { self.id.loyalty_raw(&mut self.rng, 0.04) } else { None };
+        let loyalty_card = if self.rng.chance(0.85) {
+            self.id.loyalty_raw(&mut self.rng, 0.04)
+        } else {
+            None
+        };
         let roll = self.rng.next_f64();
         let phone_raw = if roll < 0.04 {
-            self.world.stores.get(store).map(|s| raw_phone(&s.phone_national, &mut self.rng))
+            self.world
+                .stores
+                .get(store)
+                .map(|s| raw_phone(&s.phone_national, &mut self.rng))
         } else if roll < 0.05 {
             self.rng.pick(PLACEHOLDER_PHONES).map(|p| p.0.to_string())
-        } else if self.rng.chance(if loyalty_card.is_some() { 0.25 } else { 0.7 }) {
+        } else if self
+            .rng
+            .chance(if loyalty_card.is_some() { 0.25 } else { 0.7 })
+        {
             self.id.phone_raw(&mut self.rng)
         } else {
             None
@@ -861,7 +895,9 @@ impl Emitter<'_, '_> {
                 })
             })
             .collect();
-        let receipt_id = self.receipt_ids.next_id(&self.world.keys, self.id.customer)?;
+        let receipt_id = self
+            .receipt_ids
+            .next_id(&self.world.keys, self.id.customer)?;
         let store_id = self.store_id(store);
         self.tables.receipts.push(PosReceiptRow {
             receipt_id: &receipt_id,
@@ -894,9 +930,19 @@ impl Emitter<'_, '_> {
         } else {
             None
         };
-        let app_account_id = if self.rng.chance(0.75) { self.id.app_account() } else { None };
-        let registered_ts = self.rng.range_i64(self.world.period_start_us - 3 * 365 * DAY_US, self.world.period_start_us);
-        let store_id = traits.segment.shops_offline().then(|| self.store_id(self.id.home_store));
+        let app_account_id = if self.rng.chance(0.75) {
+            self.id.app_account()
+        } else {
+            None
+        };
+        let registered_ts = self.rng.range_i64(
+            self.world.period_start_us - 3 * 365 * DAY_US,
+            self.world.period_start_us,
+        );
+        let store_id = traits
+            .segment
+            .shops_offline()
+            .then(|| self.store_id(self.id.home_store));
         self.tables.loyalty.push(LoyaltyAccountRow {
             loyalty_card: &card,
             phone_raw: phone_raw.as_deref(),
@@ -915,7 +961,10 @@ impl Emitter<'_, '_> {
         } else if let (Some(_), Some(email)) = (&self.id.user_id, self.id.emails.first()) {
             Some((email.as_registered(), IdType::Email))
         } else {
-            self.id.app_account_id.clone().map(|a| (a, IdType::AppAccountId))
+            self.id
+                .app_account_id
+                .clone()
+                .map(|a| (a, IdType::AppAccountId))
         };
         if let Some((customer_key, key_type)) = key {
             self.tables.crm.push(CrmHoldoutRow {
@@ -927,13 +976,10 @@ impl Emitter<'_, '_> {
     }
 
     fn truth(&mut self, plan: &PersonPlan) {
-        let mut seen = std::mem::take(&mut self.id.seen);
-        seen.sort();
-        seen.dedup();
-        for (id_type, id_value) in &seen {
+        for (id_type, id_value) in self.id.take_used(&self.world.keys) {
             self.tables.truth.push(TruthIdentifierRow {
                 id_type: id_type.name(),
-                id_value,
+                id_value: &id_value,
                 person_id: &self.id.person_id,
             });
         }
@@ -967,9 +1013,18 @@ struct Landing {
 
 impl Landing {
     fn for_channel(channel: Channel, rng: &mut Rng, model: &Model) -> Landing {
-        const PATHS: &[&str] = &["", "catalog/sneakers", "catalog/outerwear", "catalog/accessories", "sale"];
+        const PATHS: &[&str] = &[
+            "",
+            "catalog/sneakers",
+            "catalog/outerwear",
+            "catalog/accessories",
+            "sale",
+        ];
         let path = if rng.chance(0.3) {
-            let sku = model.catalog.get(rng.index(model.catalog.len())).map_or("", |s| s.code.as_str());
+            let sku = model
+                .catalog
+                .get(rng.index(model.catalog.len()))
+                .map_or("", |s| s.code.as_str());
             format!("product/{sku}")
         } else {
             rng.pick(PATHS).copied().unwrap_or("").to_string()
@@ -978,24 +1033,67 @@ impl Landing {
         let (utm, referrer) = match channel {
             Channel::PaidSearch => {
                 let source = pick(rng, &["google", "yandex"]);
-                (Some((source, "cpc", pick(rng, &["search_brand", "search_generic", "search_sneakers"]))), None)
+                (
+                    Some((
+                        source,
+                        "cpc",
+                        pick(rng, &["search_brand", "search_generic", "search_sneakers"]),
+                    )),
+                    None,
+                )
             }
             Channel::PaidSocial => {
                 let source = pick(rng, &["vk", "telegram", "ok"]);
-                (Some((source, "paid_social", pick(rng, &["social_prospecting", "social_retargeting"]))), None)
+                (
+                    Some((
+                        source,
+                        "paid_social",
+                        pick(rng, &["social_prospecting", "social_retargeting"]),
+                    )),
+                    None,
+                )
             }
             Channel::Display => {
                 let source = pick(rng, &["yandex_rsya", "dv360"]);
-                (Some((source, "display", pick(rng, &["display_retargeting", "display_awareness"]))), None)
+                (
+                    Some((
+                        source,
+                        "display",
+                        pick(rng, &["display_retargeting", "display_awareness"]),
+                    )),
+                    None,
+                )
             }
-            Channel::Organic => (None, Some(pick(rng, &["https://www.google.com/", "https://yandex.ru/", "https://www.bing.com/"]))),
+            Channel::Organic => (
+                None,
+                Some(pick(
+                    rng,
+                    &[
+                        "https://www.google.com/",
+                        "https://yandex.ru/",
+                        "https://www.bing.com/",
+                    ],
+                )),
+            ),
             Channel::Referral => (
                 None,
-                Some(pick(rng, &["https://vc.ru/", "https://pikabu.ru/", "https://t.me/s/sneakerdeals", "https://habr.com/"])),
+                Some(pick(
+                    rng,
+                    &[
+                        "https://vc.ru/",
+                        "https://pikabu.ru/",
+                        "https://t.me/s/sneakerdeals",
+                        "https://habr.com/",
+                    ],
+                )),
             ),
             _ => (None, None),
         };
-        Landing { path, utm, referrer }
+        Landing {
+            path,
+            utm,
+            referrer,
+        }
     }
 }
 
@@ -1021,7 +1119,12 @@ mod tests {
 
     fn world(seed: u64, customers: u64) -> World {
         let keys = IdKeys::new(seed);
-        let stores = make_stores(seed, &keys, super::super::population::store_count(customers), 20_454);
+        let stores = make_stores(
+            seed,
+            &keys,
+            super::super::population::store_count(customers),
+            20_454,
+        );
         World {
             seed,
             model: Model::new(seed),
@@ -1040,7 +1143,10 @@ mod tests {
         assert_eq!(a.traits, b.traits);
         assert_eq!(a.journeys.len(), b.journeys.len());
         for (x, y) in a.journeys.iter().zip(&b.journeys) {
-            assert_eq!((x.start_us, x.end_us, x.channels), (y.start_us, y.end_us, y.channels));
+            assert_eq!(
+                (x.start_us, x.end_us, x.channels),
+                (y.start_us, y.end_us, y.channels)
+            );
         }
     }
 
@@ -1050,12 +1156,19 @@ mod tests {
         for c in 0..3000 {
             let plan = plan_person(&w, c);
             for j in &plan.journeys {
-                assert!(j.start_us >= w.period_start_us && j.start_us <= j.end_us && j.end_us < w.period_end_us);
+                assert!(
+                    j.start_us >= w.period_start_us
+                        && j.start_us <= j.end_us
+                        && j.end_us < w.period_end_us
+                );
                 if let Some(conv) = &j.conversion {
                     assert!(!conv.lines.is_empty() && conv.amount_cents(&w.model) > 0);
                     if conv.place == Place::Store {
                         let time_of_day = j.end_us.rem_euclid(DAY_US);
-                        assert!((STORE_OPENS_US..STORE_OPENS_US + STORE_HOURS_US).contains(&time_of_day));
+                        assert!(
+                            (STORE_OPENS_US..STORE_OPENS_US + STORE_HOURS_US)
+                                .contains(&time_of_day)
+                        );
                     }
                     if plan.traits.segment == Segment::OnlineOnly {
                         assert_ne!(conv.place, Place::Store);
@@ -1066,10 +1179,44 @@ mod tests {
                 }
                 for c in j.channels.iter() {
                     let crm = matches!(c, Channel::Sms | Channel::Email | Channel::Push);
-                    assert!(!crm || plan.crm_group == Some(CrmGroup::Target), "CRM channels only reach treated customers");
+                    assert!(
+                        !crm || plan.crm_group == Some(CrmGroup::Target),
+                        "CRM channels only reach treated customers"
+                    );
                 }
             }
         }
+    }
+
+    #[test]
+    fn in_store_times_fall_in_opening_hours() {
+        let mut rng = Rng::new(1, Stream::Detail, 0);
+        let day = 20_454 * DAY_US;
+        let open = |t: i64| {
+            (STORE_OPENS_US..STORE_OPENS_US + STORE_HOURS_US).contains(&t.rem_euclid(DAY_US))
+        };
+        for (start, end) in [
+            (day, day + 3 * DAY_US),
+            (day + 10 * HOUR_US, day + 11 * HOUR_US),
+            (day + 18 * HOUR_US, day + 30 * HOUR_US),
+        ] {
+            for _ in 0..200 {
+                let t = time_in_store_hours(start, end, &mut rng);
+                assert!(
+                    open(t) && t >= start && t < end,
+                    "{t} outside {start}..{end}"
+                );
+            }
+        }
+        // A night-only window: the evening before, still before the end.
+        let (start, end) = (day + 20 * HOUR_US, day + 23 * HOUR_US);
+        for _ in 0..50 {
+            let t = time_in_store_hours(start, end, &mut rng);
+            assert!(open(t) && t < end && t > end - DAY_US);
+        }
+        let (start, end) = (day + HOUR_US, day + 2 * HOUR_US);
+        let t = time_in_store_hours(start, end, &mut rng);
+        assert!(open(t) && t < start && t > start - DAY_US);
     }
 
     /// The simulated revenue of treated vs control customers agrees with the exact expectation.
@@ -1081,7 +1228,9 @@ mod tests {
         let (mut sq, customers) = ([0f64; 2], 120_000u64);
         for c in 0..customers {
             let plan = plan_person(&w, c);
-            let Some(group) = plan.crm_group else { continue };
+            let Some(group) = plan.crm_group else {
+                continue;
+            };
             let g = usize::from(group == CrmGroup::Target);
             let r: f64 = plan
                 .journeys
@@ -1095,7 +1244,10 @@ mod tests {
         }
         let mean = |g: usize| revenue[g] / n[g];
         let se = |g: usize| ((sq[g] / n[g] - mean(g).powi(2)) / n[g]).sqrt();
-        for (g, expected) in [(0, truth.control_revenue_per_customer), (1, truth.target_revenue_per_customer)] {
+        for (g, expected) in [
+            (0, truth.control_revenue_per_customer),
+            (1, truth.target_revenue_per_customer),
+        ] {
             assert!(
                 (mean(g) - expected).abs() < 4.0 * se(g),
                 "group {g}: simulated {} vs model {expected} (se {})",

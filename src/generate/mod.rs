@@ -37,10 +37,12 @@ pub use schema::Table;
 
 use journeys::{ChunkTables, DAY_US, World, emit_person};
 use model::{Channel, Model};
-use population::{IdKeys, IdType, JUNK_EMAILS, PLACEHOLDER_PHONES, canonical_phone, make_stores, store_count};
+use population::{
+    IdKeys, IdType, JUNK_EMAILS, PLACEHOLDER_PHONES, canonical_phone, make_stores, store_count,
+};
 use schema::{
-    StoreRow, StoresColumns, TruthChannelEffectRow, TruthChannelEffectsColumns, TruthCrmEffectColumns,
-    TruthCrmEffectRow, TruthJunkColumns, TruthJunkRow,
+    StoreRow, StoresColumns, TruthChannelEffectRow, TruthChannelEffectsColumns,
+    TruthCrmEffectColumns, TruthCrmEffectRow, TruthJunkColumns, TruthJunkRow,
 };
 use writer::{TableWriter, WrittenTable};
 
@@ -74,7 +76,7 @@ impl Default for GenerateOptions {
             seed: 1,
             start_date: DEFAULT_START_DATE,
             days: 120,
-            chunk_customers: 20_000,
+            chunk_customers: 10_000,
             replace_existing: true,
         }
     }
@@ -83,10 +85,16 @@ impl Default for GenerateOptions {
 impl GenerateOptions {
     pub fn validate(&self) -> Result<()> {
         if self.customers == 0 || self.customers > MAX_CUSTOMERS {
-            return plan_err!("generate: customers must be between 1 and {MAX_CUSTOMERS}, got {}", self.customers);
+            return plan_err!(
+                "generate: customers must be between 1 and {MAX_CUSTOMERS}, got {}",
+                self.customers
+            );
         }
         if self.days == 0 || self.days > 3660 {
-            return plan_err!("generate: days must be between 1 and 3660, got {}", self.days);
+            return plan_err!(
+                "generate: days must be between 1 and 3660, got {}",
+                self.days
+            );
         }
         if self.chunk_customers == 0 {
             return plan_err!("generate: chunk_customers must be at least 1");
@@ -173,16 +181,31 @@ impl fmt::Display for GenerateReport {
             format_date(self.start_date),
             self.elapsed.as_secs_f64()
         )?;
-        writeln!(f, "{:<24} {:>12} {:>6} {:>12}", "table", "rows", "files", "bytes")?;
+        writeln!(
+            f,
+            "{:<30} {:>12} {:>6} {:>12}",
+            "table", "rows", "files", "bytes"
+        )?;
         for t in &self.tables {
             let name = if t.table.is_ground_truth() {
                 format!("{} (truth)", t.table.name())
             } else {
                 t.table.name().to_string()
             };
-            writeln!(f, "{name:<24} {:>12} {:>6} {:>12}", t.rows, t.files, t.bytes)?;
+            writeln!(
+                f,
+                "{name:<30} {:>12} {:>6} {:>12}",
+                t.rows, t.files, t.bytes
+            )?;
         }
-        write!(f, "{:<24} {:>12} {:>6} {:>12}", "total", self.total_rows(), "", self.total_bytes())
+        write!(
+            f,
+            "{:<30} {:>12} {:>6} {:>12}",
+            "total",
+            self.total_rows(),
+            "",
+            self.total_bytes()
+        )
     }
 }
 
@@ -218,30 +241,29 @@ pub async fn generate(
     }
 
     progress(0);
-    let chunk = opts.chunk_customers;
-    let mut next_start = 0;
-    let spawn_next = |next_start: &mut u64| -> Option<(u64, JoinHandle<Result<Vec<(Table, RecordBatch)>>>)> {
-        if *next_start >= opts.customers {
-            return None;
-        }
-        let range = *next_start..(*next_start + chunk).min(opts.customers);
-        *next_start = range.end;
-        let world = Arc::clone(&world);
-        let end = range.end;
-        Some((end, tokio::task::spawn_blocking(move || simulate_chunk(&world, range))))
-    };
-    // The next chunk is simulated while the current one is encoded.
-    let mut in_flight = spawn_next(&mut next_start);
-    while let Some((done, handle)) = in_flight {
-        let batches = match handle.await {
-            Ok(result) => result?,
-            Err(e) => return Err(exec_datafusion_err!("generate: simulation task failed: {e}")),
-        };
-        in_flight = spawn_next(&mut next_start);
-        for (table, batch) in batches {
+    // One long-lived simulation thread, one chunk ahead of the writers: its allocations stay in one allocator
+    // arena, and the bounded channel keeps at most two chunks alive besides the one being encoded.
+    let (tx, mut chunks) = mpsc::channel::<Result<SimulatedChunk>>(0);
+    let simulation = Arc::clone(&world);
+    let (customers, chunk) = (opts.customers, opts.chunk_customers);
+    std::thread::Builder::new()
+        .name("phygital-generate".into())
+        .spawn(move || simulate_all(&simulation, customers, chunk, tx))
+        .map_err(|e| exec_datafusion_err!("generate: cannot start the simulation thread: {e}"))?;
+    let mut done = 0;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        for (table, batch) in chunk.batches {
             sinks.send(table, batch).await?;
         }
+        done = chunk.customers_done;
         progress(done);
+    }
+    if done != opts.customers {
+        return Err(exec_datafusion_err!(
+            "generate: the simulation stopped after {done} of {} customers",
+            opts.customers
+        ));
     }
     let written = sinks.finish().await?;
 
@@ -265,7 +287,12 @@ pub async fn generate(
 
 fn build_world(opts: &GenerateOptions) -> World {
     let keys = IdKeys::new(opts.seed);
-    let stores = make_stores(opts.seed, &keys, store_count(opts.customers), opts.start_date);
+    let stores = make_stores(
+        opts.seed,
+        &keys,
+        store_count(opts.customers),
+        opts.start_date,
+    );
     let (period_start_us, period_end_us) = opts.period_us();
     World {
         seed: opts.seed,
@@ -277,7 +304,40 @@ fn build_world(opts: &GenerateOptions) -> World {
     }
 }
 
-fn simulate_chunk(world: &World, customers: std::ops::Range<u64>) -> Result<Vec<(Table, RecordBatch)>> {
+/// The rows of a run of consecutive customers.
+struct SimulatedChunk {
+    batches: Vec<(Table, RecordBatch)>,
+    /// Customers simulated so far, this chunk included.
+    customers_done: u64,
+}
+
+/// Simulates customers `0..customers` in chunks, sending each chunk's rows (or the first error) in order; stops
+/// early when the receiver is gone.
+fn simulate_all(
+    world: &World,
+    customers: u64,
+    chunk: u64,
+    mut tx: mpsc::Sender<Result<SimulatedChunk>>,
+) {
+    let mut start = 0;
+    while start < customers {
+        let end = (start + chunk).min(customers);
+        let result = simulate_chunk(world, start..end).map(|batches| SimulatedChunk {
+            batches,
+            customers_done: end,
+        });
+        let failed = result.is_err();
+        if futures::executor::block_on(tx.send(result)).is_err() || failed {
+            return;
+        }
+        start = end;
+    }
+}
+
+fn simulate_chunk(
+    world: &World,
+    customers: std::ops::Range<u64>,
+) -> Result<Vec<(Table, RecordBatch)>> {
     let mut tables = ChunkTables::new();
     for customer in customers {
         emit_person(world, customer, &mut tables)?;
@@ -345,11 +405,23 @@ fn world_tables(world: &World) -> Result<Vec<(Table, RecordBatch)>> {
     for (metric, value) in [
         ("ate_revenue_per_customer", truth.ate_revenue_per_customer()),
         ("relative_lift", truth.relative_lift()),
-        ("control_revenue_per_customer", truth.control_revenue_per_customer),
-        ("target_revenue_per_customer", truth.target_revenue_per_customer),
+        (
+            "control_revenue_per_customer",
+            truth.control_revenue_per_customer,
+        ),
+        (
+            "target_revenue_per_customer",
+            truth.target_revenue_per_customer,
+        ),
         ("ate_orders_per_customer", truth.ate_orders_per_customer()),
-        ("control_orders_per_customer", truth.control_orders_per_customer),
-        ("target_orders_per_customer", truth.target_orders_per_customer),
+        (
+            "control_orders_per_customer",
+            truth.control_orders_per_customer,
+        ),
+        (
+            "target_orders_per_customer",
+            truth.target_orders_per_customer,
+        ),
         ("crm_reachable_share", truth.reachable_share),
         ("control_share", truth.control_share),
         ("logit_uplift", truth.logit_uplift),
@@ -369,7 +441,11 @@ fn world_tables(world: &World) -> Result<Vec<(Table, RecordBatch)>> {
 async fn prepare_folders(store: &dyn ObjectStore, prefix: &Path, replace: bool) -> Result<()> {
     for table in Table::ALL {
         let folder = prefix.clone().join(table.name());
-        let existing: Vec<Path> = store.list(Some(&folder)).map_ok(|m| m.location).try_collect().await?;
+        let existing: Vec<Path> = store
+            .list(Some(&folder))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
         if existing.is_empty() {
             continue;
         }
@@ -399,7 +475,12 @@ impl TableSinks {
         let mut tasks = Vec::new();
         for &table in Table::ALL {
             let (tx, mut rx) = mpsc::channel::<RecordBatch>(1);
-            let mut writer = TableWriter::new(Arc::clone(store), prefix.clone().join(table.name()), table.name(), table.schema())?;
+            let mut writer = TableWriter::new(
+                Arc::clone(store),
+                prefix.clone().join(table.name()),
+                table.name(),
+                table.schema(),
+            )?;
             let task = tokio::spawn(async move {
                 while let Some(batch) = rx.next().await {
                     writer.push(batch).await?;
@@ -414,7 +495,10 @@ impl TableSinks {
 
     async fn send(&mut self, table: Table, batch: RecordBatch) -> Result<()> {
         let Some(pos) = self.senders.iter().position(|(t, _)| *t == table) else {
-            return Err(exec_datafusion_err!("generate: no writer for table {}", table.name()));
+            return Err(exec_datafusion_err!(
+                "generate: no writer for table {}",
+                table.name()
+            ));
         };
         if self.senders[pos].1.send(batch).await.is_ok() {
             return Ok(());
@@ -428,24 +512,39 @@ impl TableSinks {
         })
     }
 
-    async fn finish(self) -> Result<Vec<(Table, WrittenTable)>> {
-        drop(self.senders);
-        let mut written = Vec::with_capacity(self.tasks.len());
+    /// Closes every channel and waits for the writers to finish their last file.
+    async fn finish(mut self) -> Result<Vec<(Table, WrittenTable)>> {
+        self.senders.clear();
+        let tasks = std::mem::take(&mut self.tasks);
+        let mut written = Vec::with_capacity(tasks.len());
         let mut first_error: Option<DataFusionError> = None;
-        for (table, task) in self.tasks {
+        for (table, task) in tasks {
             match task.await {
                 Ok(Ok(w)) => written.push((table, w)),
                 Ok(Err(e)) => {
                     first_error.get_or_insert(e);
                 }
                 Err(e) => {
-                    first_error.get_or_insert(exec_datafusion_err!("generate: writer of {} failed: {e}", table.name()));
+                    first_error.get_or_insert(exec_datafusion_err!(
+                        "generate: writer of {} failed: {e}",
+                        table.name()
+                    ));
                 }
             }
         }
         match first_error {
             Some(e) => Err(e),
             None => Ok(written),
+        }
+    }
+}
+
+impl Drop for TableSinks {
+    /// A run that fails (or is cancelled) stops its writers instead of letting them complete files that would
+    /// look like a finished, but truncated, data set.
+    fn drop(&mut self) {
+        for (_, task) in &self.tasks {
+            task.abort();
         }
     }
 }
@@ -471,10 +570,22 @@ mod tests {
         let ok = GenerateOptions::default();
         assert!(ok.validate().is_ok());
         for bad in [
-            GenerateOptions { customers: 0, ..ok.clone() },
-            GenerateOptions { customers: MAX_CUSTOMERS + 1, ..ok.clone() },
-            GenerateOptions { days: 0, ..ok.clone() },
-            GenerateOptions { chunk_customers: 0, ..ok.clone() },
+            GenerateOptions {
+                customers: 0,
+                ..ok.clone()
+            },
+            GenerateOptions {
+                customers: MAX_CUSTOMERS + 1,
+                ..ok.clone()
+            },
+            GenerateOptions {
+                days: 0,
+                ..ok.clone()
+            },
+            GenerateOptions {
+                chunk_customers: 0,
+                ..ok.clone()
+            },
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
@@ -509,21 +620,33 @@ mod tests {
             assert!(store.head(&path).await.is_ok(), "missing {path}");
         }
         let text = report.to_string();
-        assert!(text.contains("web_events") && text.contains("truth_identifiers (truth)"), "{text}");
-        assert_eq!(report.to_json()["tables"].as_array().unwrap().len(), Table::ALL.len());
+        assert!(
+            text.contains("web_events") && text.contains("truth_identifiers (truth)"),
+            "{text}"
+        );
+        assert_eq!(
+            report.to_json()["tables"].as_array().unwrap().len(),
+            Table::ALL.len()
+        );
     }
 
     #[tokio::test]
     async fn rerun_replaces_or_refuses() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let opts = GenerateOptions { customers: 50, ..Default::default() };
+        let opts = GenerateOptions {
+            customers: 50,
+            ..Default::default()
+        };
         run(Arc::clone(&store), &opts).await.unwrap();
         // A stale extra part from an earlier, bigger run must not survive a replacing run.
         let stale = Path::from("data/web_events/part-00007.parquet");
         store.put(&stale, bytes_of(b"stale")).await.unwrap();
         run(Arc::clone(&store), &opts).await.unwrap();
         assert!(store.head(&stale).await.is_err());
-        let refuse = GenerateOptions { replace_existing: false, ..opts };
+        let refuse = GenerateOptions {
+            replace_existing: false,
+            ..opts
+        };
         let err = run(store, &refuse).await.unwrap_err().to_string();
         assert!(err.contains("already holds"), "{err}");
     }

@@ -12,6 +12,7 @@
 
 use datafusion::common::{Result, exec_err};
 
+use super::model::Traits;
 use super::rng::{AffinePermutation, IdDomain, Rng, Stream, mix64, unique_u64};
 
 /// The identifier types, as written in `truth_identifiers.id_type` and `truth_junk.id_type`.
@@ -105,7 +106,10 @@ impl IdKeys {
 
     /// Browser cookie: lowercase uuid-like, unique per (customer, browser, generation).
     pub(crate) fn anonymous_id(&self, customer: u64, browser: u32, generation: u32) -> String {
-        uuid_like(self.unique(IdDomain::Cookie, customer, browser * 4096 + generation), false)
+        uuid_like(
+            self.unique(IdDomain::Cookie, customer, browser * 4096 + generation),
+            false,
+        )
     }
 
     /// App install: uppercase uuid-like.
@@ -119,7 +123,13 @@ impl IdKeys {
     }
 
     /// Event, order, receipt, touch or scan id: a prefix and 16 hex digits.
-    pub(crate) fn row_id(&self, prefix: &str, domain: IdDomain, customer: u64, slot: u32) -> String {
+    pub(crate) fn row_id(
+        &self,
+        prefix: &str,
+        domain: IdDomain,
+        customer: u64,
+        slot: u32,
+    ) -> String {
         format!("{prefix}{:016x}", self.unique(domain, customer, slot))
     }
 
@@ -147,7 +157,8 @@ impl IdKeys {
 
     /// The unique numeric suffix of a customer's `slot`-th e-mail.
     fn email_token(&self, customer: u64, slot: u32) -> u64 {
-        self.email_token.apply(customer * EMAIL_SLOTS + u64::from(slot).min(EMAIL_SLOTS - 1))
+        self.email_token
+            .apply(customer * EMAIL_SLOTS + u64::from(slot).min(EMAIL_SLOTS - 1))
     }
 }
 
@@ -172,15 +183,68 @@ fn uuid_like(high: u64, upper: bool) -> String {
 }
 
 const FIRST_NAMES: &[&str] = &[
-    "ivan", "anna", "dmitry", "elena", "sergey", "olga", "alexey", "maria", "andrey", "natalia", "mikhail", "irina",
-    "pavel", "tatiana", "nikolay", "ekaterina", "artem", "svetlana", "maxim", "yulia", "roman", "daria", "igor",
-    "ksenia", "oleg", "polina", "denis", "victoria", "egor", "alina",
+    "ivan",
+    "anna",
+    "dmitry",
+    "elena",
+    "sergey",
+    "olga",
+    "alexey",
+    "maria",
+    "andrey",
+    "natalia",
+    "mikhail",
+    "irina",
+    "pavel",
+    "tatiana",
+    "nikolay",
+    "ekaterina",
+    "artem",
+    "svetlana",
+    "maxim",
+    "yulia",
+    "roman",
+    "daria",
+    "igor",
+    "ksenia",
+    "oleg",
+    "polina",
+    "denis",
+    "victoria",
+    "egor",
+    "alina",
 ];
 const LAST_NAMES: &[&str] = &[
-    "ivanov", "smirnova", "kuznetsov", "popova", "vasiliev", "petrova", "sokolov", "mikhailova", "novikov",
-    "fedorova", "morozov", "volkova", "alekseev", "lebedeva", "semenov", "egorova", "pavlov", "kozlova", "stepanov",
-    "nikolaeva", "orlov", "andreeva", "makarov", "zakharova", "zaitsev", "soloveva", "borisov", "yakovleva",
-    "grigoriev", "romanova",
+    "ivanov",
+    "smirnova",
+    "kuznetsov",
+    "popova",
+    "vasiliev",
+    "petrova",
+    "sokolov",
+    "mikhailova",
+    "novikov",
+    "fedorova",
+    "morozov",
+    "volkova",
+    "alekseev",
+    "lebedeva",
+    "semenov",
+    "egorova",
+    "pavlov",
+    "kozlova",
+    "stepanov",
+    "nikolaeva",
+    "orlov",
+    "andreeva",
+    "makarov",
+    "zakharova",
+    "zaitsev",
+    "soloveva",
+    "borisov",
+    "yakovleva",
+    "grigoriev",
+    "romanova",
 ];
 /// (domain, weight)
 const EMAIL_DOMAINS: &[(&str, f64)] = &[
@@ -309,7 +373,12 @@ pub(crate) fn raw_phone(national: &str, rng: &mut Rng) -> String {
     if national.len() != 10 {
         return national.to_string();
     }
-    let (code, a, b, c) = (&national[..3], &national[3..6], &national[6..8], &national[8..]);
+    let (code, a, b, c) = (
+        &national[..3],
+        &national[3..6],
+        &national[6..8],
+        &national[8..],
+    );
     match rng.below(8) {
         0 => format!("8 ({code}) {a}-{b}-{c}"),
         1 => format!("+7 {code} {a}-{b}-{c}"),
@@ -342,9 +411,222 @@ pub(crate) const JUNK_EMAILS: &[(&str, &str, &str)] = &[
     ("test@test.com", "test@test.com", "test_email"),
     ("TEST@TEST.COM", "test@test.com", "test_email"),
     ("noemail@mail.ru", "noemail@mail.ru", "placeholder_email"),
-    ("noemail@noemail.ru", "noemail@noemail.ru", "placeholder_email"),
-    ("no-email@yandex.ru", "no-email@yandex.ru", "placeholder_email"),
+    (
+        "noemail@noemail.ru",
+        "noemail@noemail.ru",
+        "placeholder_email",
+    ),
+    (
+        "no-email@yandex.ru",
+        "no-email@yandex.ru",
+        "placeholder_email",
+    ),
 ];
+
+/// Cookies are scrambled with `browser * 4096 + generation` as slot: rotation stops at the last generation.
+const MAX_COOKIE_GENERATION: u32 = 4095;
+
+/// A browser with rotating cookies.
+struct Browser {
+    index: u32,
+    generation: u32,
+    sessions_on_cookie: u32,
+    rotate_every: u32,
+}
+
+/// A person's identifiers, with a record of those that actually reached a table (the truth).
+pub(crate) struct Identity {
+    pub(crate) customer: u64,
+    pub(crate) person_id: String,
+    pub(crate) emails: Vec<Email>,
+    /// National numbers; for a hard-to-link customer only ever used offline.
+    pub(crate) phones: Vec<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) app_account_id: Option<String>,
+    devices: Vec<String>,
+    browsers: Vec<Browser>,
+    pub(crate) loyalty_card: Option<String>,
+    /// Index of the store the person usually shops at.
+    pub(crate) home_store: usize,
+    /// Identifiers that reached a row; the truth lists exactly these.
+    used: Vec<IdUse>,
+}
+
+impl Identity {
+    /// Draws the identifiers of `customer` with the given traits; `stores` is the number of stores.
+    pub(crate) fn new(
+        keys: &IdKeys,
+        stores: usize,
+        customer: u64,
+        traits: &Traits,
+        rng: &mut Rng,
+    ) -> Result<Identity> {
+        let mut emails = Vec::new();
+        if traits.email {
+            emails.push(Email::new(keys, customer, 0, rng));
+            if rng.chance(0.15) {
+                emails.push(Email::new(keys, customer, 1, rng));
+            }
+        }
+        let mut phones = Vec::new();
+        if traits.phone {
+            phones.push(keys.mobile(customer, 0)?);
+            if rng.chance(0.2) {
+                phones.push(keys.mobile(customer, 1)?);
+            }
+        }
+        let app_account_id = traits.app.then(|| keys.app_account_id(customer));
+        let device_count = if traits.app {
+            1 + rng.weighted(&[0.7, 0.25, 0.05])
+        } else {
+            0
+        };
+        let browser_count = if traits.segment.shops_online() {
+            1 + rng.weighted(&[0.6, 0.3, 0.1])
+        } else {
+            0
+        };
+        Ok(Identity {
+            customer,
+            person_id: format!("P{customer:09}"),
+            emails,
+            phones,
+            user_id: traits.web_account.then(|| keys.user_id(customer)),
+            app_account_id,
+            devices: (0..device_count as u32)
+                .map(|d| keys.device_id(customer, d))
+                .collect(),
+            browsers: (0..browser_count as u32)
+                .map(|index| Browser {
+                    index,
+                    generation: 0,
+                    sessions_on_cookie: 0,
+                    rotate_every: 2 + rng.below(5) as u32,
+                })
+                .collect(),
+            loyalty_card: traits.loyalty.then(|| keys.loyalty_card(customer)),
+            home_store: rng.index(stores),
+            used: Vec::new(),
+        })
+    }
+
+    /// Every identifier that reached a row, as (type, canonical value), each once; the record starts over.
+    pub(crate) fn take_used(&mut self, keys: &IdKeys) -> Vec<(IdType, String)> {
+        let mut used = std::mem::take(&mut self.used);
+        used.sort_unstable();
+        used.dedup();
+        used.into_iter()
+            .filter_map(|id| self.canonical(keys, id))
+            .collect()
+    }
+
+    /// The identifier's type and canonical value.
+    fn canonical(&self, keys: &IdKeys, id: IdUse) -> Option<(IdType, String)> {
+        Some(match id {
+            IdUse::Email(i) => (IdType::Email, self.emails.get(i)?.canonical.clone()),
+            IdUse::Phone(i) => (IdType::Phone, canonical_phone(self.phones.get(i)?)),
+            IdUse::Cookie {
+                browser,
+                generation,
+            } => (
+                IdType::AnonymousId,
+                keys.anonymous_id(self.customer, browser, generation),
+            ),
+            IdUse::Device(i) => (IdType::DeviceId, self.devices.get(i)?.clone()),
+            IdUse::AppAccount => (IdType::AppAccountId, self.app_account_id.clone()?),
+            IdUse::User => (IdType::UserId, self.user_id.clone()?),
+            IdUse::Loyalty => (IdType::LoyaltyCard, self.loyalty_card.clone()?),
+        })
+    }
+
+    /// A raw occurrence of one of the person's e-mails (the first one most of the time).
+    pub(crate) fn email_raw(&mut self, rng: &mut Rng) -> Option<String> {
+        let i = if self.emails.len() > 1 && rng.chance(0.3) {
+            1
+        } else {
+            0
+        };
+        let raw = self.emails.get(i)?.raw(rng);
+        self.used.push(IdUse::Email(i));
+        Some(raw)
+    }
+
+    /// The first e-mail as the person registered it (what the CRM and its e-mail service hold).
+    pub(crate) fn registered_email(&mut self) -> Option<String> {
+        let registered = self.emails.first()?.as_registered();
+        self.used.push(IdUse::Email(0));
+        Some(registered)
+    }
+
+    /// A raw occurrence of one of the person's phones.
+    pub(crate) fn phone_raw(&mut self, rng: &mut Rng) -> Option<String> {
+        let i = rng.index(self.phones.len());
+        let raw = raw_phone(self.phones.get(i)?, rng);
+        self.used.push(IdUse::Phone(i));
+        Some(raw)
+    }
+
+    pub(crate) fn app_account(&mut self) -> Option<String> {
+        let id = self.app_account_id.clone()?;
+        self.used.push(IdUse::AppAccount);
+        Some(id)
+    }
+
+    pub(crate) fn user(&mut self) -> Option<String> {
+        let id = self.user_id.clone()?;
+        self.used.push(IdUse::User);
+        Some(id)
+    }
+
+    pub(crate) fn device(&mut self, rng: &mut Rng) -> Option<String> {
+        let i = rng.index(self.devices.len());
+        let id = self.devices.get(i)?.clone();
+        self.used.push(IdUse::Device(i));
+        Some(id)
+    }
+
+    /// The cookie of a session on one of the person's browsers; cookies rotate every few sessions.
+    pub(crate) fn cookie(&mut self, keys: &IdKeys, rng: &mut Rng) -> Option<String> {
+        let i = rng.index(self.browsers.len());
+        let browser = self.browsers.get_mut(i)?;
+        if browser.sessions_on_cookie >= browser.rotate_every
+            && browser.generation < MAX_COOKIE_GENERATION
+        {
+            browser.generation += 1;
+            browser.sessions_on_cookie = 0;
+        }
+        browser.sessions_on_cookie += 1;
+        let (index, generation) = (browser.index, browser.generation);
+        self.used.push(IdUse::Cookie {
+            browser: index,
+            generation,
+        });
+        Some(keys.anonymous_id(self.customer, index, generation))
+    }
+
+    /// A loyalty card as presented or typed: sometimes with stray whitespace.
+    pub(crate) fn loyalty_raw(&mut self, rng: &mut Rng, p_whitespace: f64) -> Option<String> {
+        let card = self.loyalty_card.clone()?;
+        self.used.push(IdUse::Loyalty);
+        Some(if rng.chance(p_whitespace) {
+            pad_with_whitespace(&card, rng)
+        } else {
+            card
+        })
+    }
+}
+
+/// One of a person's identifiers (by position), recorded when a row carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum IdUse {
+    Email(usize),
+    Phone(usize),
+    Cookie { browser: u32, generation: u32 },
+    Device(usize),
+    AppAccount,
+    User,
+    Loyalty,
+}
 
 /// (city, area code, weight)
 const CITIES: &[(&str, &str, f64)] = &[
@@ -355,8 +637,22 @@ const CITIES: &[(&str, &str, f64)] = &[
     ("Kazan", "843", 0.10),
 ];
 const STORE_PLACES: &[&str] = &[
-    "Aviapark", "Mega", "Galereya", "Evropeisky", "Atrium", "Okhotny Ryad", "Metropolis", "Gorod", "Rodeo Drive",
-    "Planeta", "Kolumbus", "Vegas", "Tsvetnoy", "Nevsky Centre", "Greenwich", "Aura",
+    "Aviapark",
+    "Mega",
+    "Galereya",
+    "Evropeisky",
+    "Atrium",
+    "Okhotny Ryad",
+    "Metropolis",
+    "Gorod",
+    "Rodeo Drive",
+    "Planeta",
+    "Kolumbus",
+    "Vegas",
+    "Tsvetnoy",
+    "Nevsky Centre",
+    "Greenwich",
+    "Aura",
 ];
 
 /// A store and its identifiers.
@@ -379,7 +675,12 @@ pub(crate) fn store_count(customers: u64) -> u64 {
     (customers / 2000).clamp(5, 400)
 }
 
-pub(crate) fn make_stores(seed: u64, keys: &IdKeys, count: u64, period_start_date: i32) -> Vec<Store> {
+pub(crate) fn make_stores(
+    seed: u64,
+    keys: &IdKeys,
+    count: u64,
+    period_start_date: i32,
+) -> Vec<Store> {
     let weights: Vec<f64> = CITIES.iter().map(|(_, _, w)| *w).collect();
     (0..count)
         .map(|s| {
@@ -420,7 +721,9 @@ pub(crate) mod tests {
     pub(crate) fn reference_canonical_phone(raw: &str) -> Option<String> {
         let digits: String = raw.chars().filter(|c| c.is_ascii_digit()).collect();
         match digits.len() {
-            11 if digits.starts_with('7') || digits.starts_with('8') => Some(format!("+7{}", &digits[1..])),
+            11 if digits.starts_with('7') || digits.starts_with('8') => {
+                Some(format!("+7{}", &digits[1..]))
+            }
             10 => Some(format!("+7{digits}")),
             _ => None,
         }
@@ -434,10 +737,17 @@ pub(crate) mod tests {
         for customer in 0..300 {
             let email = Email::new(&keys, customer, 0, &mut rng);
             assert_eq!(reference_canonical_email(&email.canonical), email.canonical);
-            assert_eq!(reference_canonical_email(&email.as_registered()), email.canonical);
+            assert_eq!(
+                reference_canonical_email(&email.as_registered()),
+                email.canonical
+            );
             for _ in 0..20 {
                 let raw = email.raw(&mut rng);
-                assert_eq!(reference_canonical_email(&raw), email.canonical, "raw {raw:?}");
+                assert_eq!(
+                    reference_canonical_email(&raw),
+                    email.canonical,
+                    "raw {raw:?}"
+                );
                 saw.0 |= raw.contains('+');
                 saw.1 |= raw.contains("googlemail.com");
                 saw.2 |= raw.starts_with([' ', '\t']) || raw.ends_with([' ', '\t']);
@@ -451,12 +761,18 @@ pub(crate) mod tests {
     fn gmail_canonical_has_no_dots_in_local_part() {
         let keys = IdKeys::new(2);
         let mut rng = Rng::new(2, Stream::Detail, 0);
-        let gmail: Vec<Email> =
-            (0..200).map(|c| Email::new(&keys, c, 0, &mut rng)).filter(|e| e.domain == "gmail.com").collect();
+        let gmail: Vec<Email> = (0..200)
+            .map(|c| Email::new(&keys, c, 0, &mut rng))
+            .filter(|e| e.domain == "gmail.com")
+            .collect();
         assert!(!gmail.is_empty());
         for e in gmail {
             let (local, domain) = e.canonical.split_once('@').unwrap();
-            assert!(!local.contains('.') && domain == "gmail.com", "{}", e.canonical);
+            assert!(
+                !local.contains('.') && domain == "gmail.com",
+                "{}",
+                e.canonical
+            );
         }
     }
 
@@ -482,8 +798,16 @@ pub(crate) mod tests {
             assert!(national.starts_with('9') && national.len() == 10);
             for _ in 0..10 {
                 let raw = raw_phone(&national, &mut rng);
-                assert_eq!(reference_canonical_phone(&raw), Some(canonical_phone(&national)), "raw {raw:?}");
-                formats.insert(raw.chars().map(|c| if c.is_ascii_digit() { 'd' } else { c }).collect::<String>());
+                assert_eq!(
+                    reference_canonical_phone(&raw),
+                    Some(canonical_phone(&national)),
+                    "raw {raw:?}"
+                );
+                formats.insert(
+                    raw.chars()
+                        .map(|c| if c.is_ascii_digit() { 'd' } else { c })
+                        .collect::<String>(),
+                );
             }
         }
         assert!(formats.contains("d (ddd) ddd-dd-dd"));
@@ -530,14 +854,26 @@ pub(crate) mod tests {
             .sum();
         assert_eq!(sum % 10, 0);
         let user = keys.user_id(42);
-        assert!(user.starts_with('U') && user.len() == 10 && user[1..].chars().all(|c| c.is_ascii_digit()));
+        assert!(
+            user.starts_with('U')
+                && user.len() == 10
+                && user[1..].chars().all(|c| c.is_ascii_digit())
+        );
         let app = keys.app_account_id(42);
         assert!(app.starts_with('A') && app[1..].chars().all(|c| c.is_ascii_digit()));
         let cookie = keys.anonymous_id(42, 1, 3);
         assert_eq!(cookie.len(), 36);
-        assert!(cookie.chars().all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)));
+        assert!(
+            cookie
+                .chars()
+                .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c))
+        );
         let device = keys.device_id(42, 0);
-        assert!(device.chars().all(|c| c == '-' || c.is_ascii_digit() || ('A'..='F').contains(&c)));
+        assert!(
+            device
+                .chars()
+                .all(|c| c == '-' || c.is_ascii_digit() || ('A'..='F').contains(&c))
+        );
         assert_ne!(keys.anonymous_id(42, 1, 3), keys.anonymous_id(42, 1, 4));
         assert_ne!(keys.anonymous_id(42, 0, 0), keys.tablet_cookie(42));
         assert_ne!(IdKeys::new(2).user_id(42), user);
@@ -547,11 +883,20 @@ pub(crate) mod tests {
     fn stores_have_distinct_landlines() {
         let keys = IdKeys::new(4);
         let stores = make_stores(4, &keys, 400, 20_454);
-        let phones: std::collections::HashSet<_> = stores.iter().map(|s| canonical_phone(&s.phone_national)).collect();
+        let phones: std::collections::HashSet<_> = stores
+            .iter()
+            .map(|s| canonical_phone(&s.phone_national))
+            .collect();
         assert_eq!(phones.len(), 400);
         for s in &stores {
-            assert_eq!(reference_canonical_phone(&s.phone_raw), Some(canonical_phone(&s.phone_national)));
-            assert!(!s.phone_national.starts_with('9'), "landlines never collide with mobiles");
+            assert_eq!(
+                reference_canonical_phone(&s.phone_raw),
+                Some(canonical_phone(&s.phone_national))
+            );
+            assert!(
+                !s.phone_national.starts_with('9'),
+                "landlines never collide with mobiles"
+            );
             assert!(s.opened_date < 20_454);
         }
         assert_eq!(store_count(2000), 5);

@@ -37,7 +37,8 @@ pub(crate) struct Rng {
 impl Rng {
     /// The generator of `index` (a customer, a store, …) in `stream` for `seed`.
     pub(crate) fn new(seed: u64, stream: Stream, index: u64) -> Rng {
-        let mut sm = mix64(mix64(seed ^ GOLDEN_GAMMA) ^ (stream as u64).wrapping_mul(GOLDEN_GAMMA)) ^ mix64(index);
+        let mut sm = mix64(mix64(seed ^ GOLDEN_GAMMA) ^ (stream as u64).wrapping_mul(GOLDEN_GAMMA))
+            ^ mix64(index);
         let mut next = || {
             sm = sm.wrapping_add(GOLDEN_GAMMA);
             mix64(sm)
@@ -143,7 +144,8 @@ pub(crate) enum IdDomain {
 /// (within the bit budget checked by callers) give distinct ids for a given `key`.
 pub(crate) fn unique_u64(key: u64, domain: IdDomain, owner: u64, slot: u32) -> u64 {
     debug_assert!(owner <= MAX_OWNER_INDEX && slot <= MAX_SLOT);
-    let packed = ((domain as u64) << 60) | ((owner & MAX_OWNER_INDEX) << 20) | u64::from(slot & MAX_SLOT);
+    let packed =
+        ((domain as u64) << 60) | ((owner & MAX_OWNER_INDEX) << 20) | u64::from(slot & MAX_SLOT);
     mix64(packed ^ key)
 }
 
@@ -200,7 +202,14 @@ mod tests {
         // The values were computed independently (Python transcription of the reference algorithms).
         let mut r = Rng::new(1, Stream::Plan, 0);
         let got: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
-        assert_eq!(got, [0x88EE_D361_0A16_E1C4, 0x1BBA_9340_593C_3A29, 0x1FDC_617F_B2C5_ECEF]);
+        assert_eq!(
+            got,
+            [
+                0x88EE_D361_0A16_E1C4,
+                0x1BBA_9340_593C_3A29,
+                0x1FDC_617F_B2C5_ECEF
+            ]
+        );
         assert_eq!(mix64(0), 0);
         assert_eq!(mix64(1), 0x5692_161D_100B_05E5);
     }

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int32Array, ListArray, StringBuilder,
-    StructArray, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int32Array,
+    ListArray, StringBuilder, StructArray, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
@@ -138,7 +138,11 @@ impl ReceiptLines {
     }
 
     fn item_field() -> Arc<Field> {
-        Arc::new(Field::new("item", DataType::Struct(Self::line_fields()), false))
+        Arc::new(Field::new(
+            "item",
+            DataType::Struct(Self::line_fields()),
+            false,
+        ))
     }
 }
 
@@ -166,7 +170,8 @@ impl Column for ReceiptLines {
         for line in lines {
             self.sku.append_value(line.sku);
             self.qty.push(line.qty);
-            self.unit_price.append_value(i128::from(line.unit_price_cents));
+            self.unit_price
+                .append_value(i128::from(line.unit_price_cents));
         }
         // Offsets are bounded by the rows of one chunk, far below i32::MAX.
         self.offsets.push(self.qty.len() as i32);
@@ -183,7 +188,12 @@ impl Column for ReceiptLines {
             ],
             None,
         )?;
-        let list = ListArray::try_new(Self::item_field(), OffsetBuffer::new(offsets.into()), Arc::new(lines), None)?;
+        let list = ListArray::try_new(
+            Self::item_field(),
+            OffsetBuffer::new(offsets.into()),
+            Arc::new(lines),
+            None,
+        )?;
         Ok(Arc::new(list))
     }
 }
@@ -374,27 +384,67 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), Table::ALL.len());
-        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+        assert!(
+            names
+                .iter()
+                .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        );
     }
 
     #[test]
     fn schemas_follow_the_design() {
-        let cols = |t: Table| -> Vec<String> { t.schema().fields().iter().map(|f| f.name().clone()).collect() };
+        let cols = |t: Table| -> Vec<String> {
+            t.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        };
         assert_eq!(
             cols(Table::WebEvents),
             [
-                "event_id", "event_ts", "anonymous_id", "user_id", "email", "event_name", "page_url", "utm_source",
-                "utm_medium", "utm_campaign", "referrer", "order_id", "revenue"
+                "event_id",
+                "event_ts",
+                "anonymous_id",
+                "user_id",
+                "email",
+                "event_name",
+                "page_url",
+                "utm_source",
+                "utm_medium",
+                "utm_campaign",
+                "referrer",
+                "order_id",
+                "revenue"
             ]
         );
         assert_eq!(
             cols(Table::MarketingTouches),
-            ["touch_id", "touch_ts", "channel", "campaign", "email", "phone_raw", "app_account_id", "anonymous_id", "cost"]
+            [
+                "touch_id",
+                "touch_ts",
+                "channel",
+                "campaign",
+                "email",
+                "phone_raw",
+                "app_account_id",
+                "anonymous_id",
+                "cost"
+            ]
         );
-        assert_eq!(cols(Table::CrmHoldout), ["customer_key", "key_type", "group"]);
-        assert_eq!(cols(Table::TruthIdentifiers), ["id_type", "id_value", "person_id"]);
+        assert_eq!(
+            cols(Table::CrmHoldout),
+            ["customer_key", "key_type", "group"]
+        );
+        assert_eq!(
+            cols(Table::TruthIdentifiers),
+            ["id_type", "id_value", "person_id"]
+        );
         let receipts = Table::PosReceipts.schema();
-        assert_eq!(receipts.field_with_name("amount").unwrap().data_type(), &DataType::Decimal128(12, 2));
+        assert_eq!(
+            receipts.field_with_name("amount").unwrap().data_type(),
+            &DataType::Decimal128(12, 2)
+        );
         assert_eq!(
             receipts.field_with_name("receipt_ts").unwrap().data_type(),
             &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -405,7 +455,10 @@ mod tests {
         let DataType::Struct(fields) = item.data_type() else {
             panic!("items are not structs");
         };
-        assert_eq!(fields.iter().map(|f| f.name().as_str()).collect::<Vec<_>>(), ["sku", "qty", "unit_price"]);
+        assert_eq!(
+            fields.iter().map(|f| f.name().as_str()).collect::<Vec<_>>(),
+            ["sku", "qty", "unit_price"]
+        );
         assert!(!item.is_nullable());
         assert!(Table::TruthJunk.is_ground_truth() && !Table::Stores.is_ground_truth());
     }
@@ -448,7 +501,11 @@ mod tests {
         let batch = receipts.finish().unwrap();
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(batch.schema(), Table::PosReceipts.schema());
-        let items = batch.column(7).as_any().downcast_ref::<ListArray>().unwrap();
+        let items = batch
+            .column(7)
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .unwrap();
         assert_eq!(items.value_length(0), 2);
         assert_eq!(items.value_length(1), 1);
         // The collector starts over.

@@ -25,6 +25,9 @@ pub(crate) const ROW_GROUP_ROWS: usize = 64 * WRITE_BATCH_ROWS;
 /// Rows per file (a multiple of [`ROW_GROUP_ROWS`]).
 pub(crate) const FILE_ROWS: usize = 8 * ROW_GROUP_ROWS;
 
+const UPLOAD_PART_BYTES: usize = 8 << 20;
+const MAX_PARTS_IN_FLIGHT: usize = 2;
+
 /// What was written for one table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct WrittenTable {
@@ -54,7 +57,12 @@ pub(crate) struct TableWriter {
 }
 
 impl TableWriter {
-    pub(crate) fn new(store: Arc<dyn ObjectStore>, folder: Path, name: &'static str, schema: SchemaRef) -> Result<Self> {
+    pub(crate) fn new(
+        store: Arc<dyn ObjectStore>,
+        folder: Path,
+        name: &'static str,
+        schema: SchemaRef,
+    ) -> Result<Self> {
         Self::with_file_rows(store, folder, name, schema, FILE_ROWS)
     }
 
@@ -67,7 +75,7 @@ impl TableWriter {
         schema: SchemaRef,
         file_rows: usize,
     ) -> Result<Self> {
-        if file_rows == 0 || file_rows % WRITE_BATCH_ROWS != 0 {
+        if file_rows == 0 || !file_rows.is_multiple_of(WRITE_BATCH_ROWS) {
             return Err(exec_datafusion_err!(
                 "generate: rows per file ({file_rows}) must be a positive multiple of {WRITE_BATCH_ROWS}"
             ));
@@ -141,7 +149,8 @@ impl TableWriter {
                 missing -= front.num_rows();
                 parts.push(front);
             } else {
-                self.pending.push_front(front.slice(missing, front.num_rows() - missing));
+                self.pending
+                    .push_front(front.slice(missing, front.num_rows() - missing));
                 parts.push(front.slice(0, missing));
                 missing = 0;
             }
@@ -154,10 +163,22 @@ impl TableWriter {
     }
 
     fn open(&mut self) -> Result<()> {
-        let path = self.folder.clone().join(format!("part-{:05}.parquet", self.written.files));
-        let sink = BufWriter::new(Arc::clone(&self.store), path.clone());
-        let writer = AsyncArrowWriter::try_new(sink, Arc::clone(&self.schema), Some(self.props.clone()))?;
-        self.current = Some(OpenFile { writer, rows: 0, path });
+        let path = self
+            .folder
+            .clone()
+            .join(format!("part-{:05}.parquet", self.written.files));
+        // Parts of 8 MiB (above S3's 5 MiB minimum), at most two in flight per table: bounds memory when the
+        // store is slower than the encoder.
+        let sink =
+            BufWriter::with_capacity(Arc::clone(&self.store), path.clone(), UPLOAD_PART_BYTES)
+                .with_max_concurrency(MAX_PARTS_IN_FLIGHT);
+        let writer =
+            AsyncArrowWriter::try_new(sink, Arc::clone(&self.schema), Some(self.props.clone()))?;
+        self.current = Some(OpenFile {
+            writer,
+            rows: 0,
+            path,
+        });
         self.written.files += 1;
         Ok(())
     }
@@ -167,7 +188,10 @@ impl TableWriter {
             self.open()?;
         }
         let Some(file) = self.current.as_mut() else {
-            return Err(exec_datafusion_err!("generate: no open file for table {}", self.name));
+            return Err(exec_datafusion_err!(
+                "generate: no open file for table {}",
+                self.name
+            ));
         };
         file.writer
             .write(&batch)
@@ -207,14 +231,29 @@ mod tests {
     }
 
     fn batch(range: std::ops::Range<i64>) -> RecordBatch {
-        RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from_iter_values(range))]).unwrap()
+        RecordBatch::try_new(
+            schema(),
+            vec![Arc::new(Int64Array::from_iter_values(range))],
+        )
+        .unwrap()
     }
 
     /// Writes 0..total in pieces of `piece` rows and returns every file's bytes.
-    async fn write_in_pieces(total: i64, piece: i64, file_rows: usize) -> (WrittenTable, Vec<(String, Vec<u8>)>) {
+    async fn write_in_pieces(
+        total: i64,
+        piece: i64,
+        file_rows: usize,
+    ) -> (WrittenTable, Vec<(String, Vec<u8>)>) {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let folder = Path::from("t");
-        let mut w = TableWriter::with_file_rows(Arc::clone(&store), folder.clone(), "t", schema(), file_rows).unwrap();
+        let mut w = TableWriter::with_file_rows(
+            Arc::clone(&store),
+            folder.clone(),
+            "t",
+            schema(),
+            file_rows,
+        )
+        .unwrap();
         let mut start = 0;
         while start < total {
             let end = (start + piece).min(total);
@@ -241,12 +280,15 @@ mod tests {
         assert_eq!(a.rows, 50_000);
         // 50 000 rows at 16 384 per file: 4 files, named in order.
         assert_eq!(a.files, 4);
-        assert_eq!(fa.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), [
-            "t/part-00000.parquet",
-            "t/part-00001.parquet",
-            "t/part-00002.parquet",
-            "t/part-00003.parquet"
-        ]);
+        assert_eq!(
+            fa.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(),
+            [
+                "t/part-00000.parquet",
+                "t/part-00001.parquet",
+                "t/part-00002.parquet",
+                "t/part-00003.parquet"
+            ]
+        );
         assert_eq!(a.bytes, fa.iter().map(|f| f.1.len() as u64).sum::<u64>());
     }
 

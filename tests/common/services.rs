@@ -99,6 +99,7 @@ impl ServerProcess {
             .arg("watchdog")
             .arg(std::process::id().to_string())
             .arg(process.id().to_string())
+            .arg(&log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -151,6 +152,10 @@ impl Drop for ServerProcess {
         let _ = self.watchdog.wait();
         let _ = self.process.kill();
         let _ = self.process.wait();
+        // a failing test keeps the log for diagnosis
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 
@@ -186,7 +191,8 @@ pub struct S3Server {
     pub region: String,
     /// Time to install (a no-op once cached), start and bootstrap the server.
     pub startup: Duration,
-    process: ServerProcess,
+    /// Held for its `Drop`, which stops the server.
+    _process: ServerProcess,
 }
 
 impl S3Server {
@@ -209,57 +215,24 @@ impl S3Server {
                 last_error = e;
                 continue;
             }
-            let mut server = S3Server {
-                endpoint: format!("http://127.0.0.1:{port}"),
-                bucket: "phygital-test".to_string(),
-                access_key_id: String::new(),
-                secret_access_key: String::new(),
-                region: "us-east-1".to_string(),
-                startup: Duration::ZERO,
-                process,
-            };
-            server.bootstrap(&dir.join("bin/python"))?;
-            server.startup = started.elapsed();
-            return Ok(server);
+            let endpoint = format!("http://127.0.0.1:{port}");
+            let (bucket, region) = ("phygital-test", "us-east-1");
+            let (access_key_id, secret_access_key) =
+                create_user_and_bucket(&dir.join("bin/python"), &endpoint, region, bucket)
+                    .map_err(|e| format!("{e}\nserver log:\n{}", log_tail(&process.log)))?;
+            return Ok(S3Server {
+                endpoint,
+                bucket: bucket.to_string(),
+                access_key_id,
+                secret_access_key,
+                region: region.to_string(),
+                startup: started.elapsed(),
+                _process: process,
+            });
         }
         Err(format!(
             "the S3 test server did not start in {START_ATTEMPTS} attempts: {last_error}"
         ))
-    }
-
-    fn bootstrap(&mut self, python: &Path) -> Result<(), String> {
-        let mut command = Command::new(python);
-        command
-            .args([
-                "-c",
-                S3_BOOTSTRAP,
-                &self.endpoint,
-                &self.region,
-                &self.bucket,
-            ])
-            .stdin(Stdio::null());
-        without_aws_env(&mut command);
-        let output = command
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        match (
-            output.status.success(),
-            stdout.split_whitespace().collect::<Vec<_>>().as_slice(),
-        ) {
-            (true, [key_id, secret]) => {
-                self.access_key_id = key_id.to_string();
-                self.secret_access_key = secret.to_string();
-                Ok(())
-            }
-            _ => Err(format!(
-                "creating the bucket on the S3 test server failed ({}):\n{stdout}\n{}\nserver log {}:\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr),
-                self.process.log.display(),
-                log_tail(&self.process.log)
-            )),
-        }
     }
 
     /// `s3://<bucket>/<path>`
@@ -288,6 +261,35 @@ impl S3Server {
         without_aws_env(&mut command);
         command.envs(self.env());
         command
+    }
+}
+
+/// Runs `S3_BOOTSTRAP`; returns the access key id and secret it created.
+fn create_user_and_bucket(
+    python: &Path,
+    endpoint: &str,
+    region: &str,
+    bucket: &str,
+) -> Result<(String, String), String> {
+    let mut command = Command::new(python);
+    command
+        .args(["-c", S3_BOOTSTRAP, endpoint, region, bucket])
+        .stdin(Stdio::null());
+    without_aws_env(&mut command);
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    match (
+        output.status.success(),
+        stdout.split_whitespace().collect::<Vec<_>>().as_slice(),
+    ) {
+        (true, [key_id, secret]) => Ok((key_id.to_string(), secret.to_string())),
+        _ => Err(format!(
+            "creating the bucket on the S3 test server failed ({}):\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )),
     }
 }
 

@@ -5,8 +5,9 @@
 #
 #   test-services.sh install SERVICE...    install if missing, then print each service's folder (one line each)
 #   test-services.sh dir                   print the cache folder
-#   test-services.sh watchdog OWNER PID    kill PID once process OWNER has exited, so that a test run that is
-#                                          killed (timeout, Ctrl-C) does not leave its servers running
+#   test-services.sh watchdog OWNER PID LOG   kill PID once process OWNER has exited and remove its LOG, so
+#                                          that a test run that is killed (timeout, Ctrl-C), or a server kept
+#                                          for a whole test process, leaves nothing running
 #
 # Services: s3 (moto, an S3-compatible server). Tests start and stop the servers themselves
 # (tests/common/services.rs); this script only installs and cleans up.
@@ -72,9 +73,10 @@ install_one() {
 }
 
 watchdog() {
-  local owner=$1 pid=$2
+  local owner=$1 pid=$2 log=$3
   while kill -0 "$owner" 2>/dev/null; do sleep 1; done
   kill "$pid" 2>/dev/null || true
+  rm -f "$log"
 }
 
 command=${1:-}
@@ -86,8 +88,8 @@ case $command in
     ;;
   dir) echo "$cache" ;;
   watchdog)
-    [ $# -eq 3 ] || die "usage: $0 watchdog OWNER_PID PID"
-    watchdog "$2" "$3"
+    [ $# -eq 4 ] || die "usage: $0 watchdog OWNER_PID PID LOG"
+    watchdog "$2" "$3" "$4"
     ;;
-  *) die "usage: $0 install SERVICE... | dir | watchdog OWNER_PID PID" ;;
+  *) die "usage: $0 install SERVICE... | dir | watchdog OWNER_PID PID LOG" ;;
 esac

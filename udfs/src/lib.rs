@@ -14,6 +14,7 @@
 //! reference documentation ([`documentation_markdown`]) both read that list.
 
 mod arguments;
+pub mod attribution;
 mod documentation;
 pub mod identity;
 mod string_kernel;
@@ -22,11 +23,22 @@ mod test_harness;
 
 use std::sync::Arc;
 
+use datafusion::catalog::TableFunctionImpl;
 use datafusion::common::Result;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{AggregateUDF, Documentation, ScalarUDF, WindowUDF};
+use datafusion::prelude::SessionContext;
 
 pub use documentation::documentation_markdown;
+
+/// A table function (`SELECT * FROM f(...)`) with its documentation: DataFusion's
+/// [`TableFunctionImpl`] has no name or documentation hook of its own.
+pub trait DocumentedTableFunction: TableFunctionImpl {
+    /// The name SQL calls it by.
+    fn name(&self) -> &str;
+    /// Its user documentation (from `#[user_doc]` on the implementing struct).
+    fn documentation(&self) -> Option<&Documentation>;
+}
 
 /// One SQL function of this crate, of any kind.
 #[derive(Debug, Clone)]
@@ -34,6 +46,7 @@ pub enum PhygitalFunction {
     Scalar(Arc<ScalarUDF>),
     Aggregate(Arc<AggregateUDF>),
     Window(Arc<WindowUDF>),
+    Table(Arc<dyn DocumentedTableFunction>),
 }
 
 impl PhygitalFunction {
@@ -43,6 +56,7 @@ impl PhygitalFunction {
             Self::Scalar(f) => f.name(),
             Self::Aggregate(f) => f.name(),
             Self::Window(f) => f.name(),
+            Self::Table(f) => f.name(),
         }
     }
 
@@ -52,6 +66,7 @@ impl PhygitalFunction {
             Self::Scalar(f) => f.aliases(),
             Self::Aggregate(f) => f.aliases(),
             Self::Window(f) => f.aliases(),
+            Self::Table(_) => &[],
         }
     }
 
@@ -61,22 +76,26 @@ impl PhygitalFunction {
             Self::Scalar(f) => f.documentation(),
             Self::Aggregate(f) => f.documentation(),
             Self::Window(f) => f.documentation(),
+            Self::Table(f) => f.documentation(),
         }
     }
 
-    /// "scalar", "aggregate" or "window", for documentation.
+    /// "scalar", "aggregate", "window" or "table", for documentation.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Scalar(_) => "scalar",
             Self::Aggregate(_) => "aggregate",
             Self::Window(_) => "window",
+            Self::Table(_) => "table",
         }
     }
 }
 
 /// Every scalar function of this crate.
 pub fn all_scalar_udfs() -> Vec<Arc<ScalarUDF>> {
-    identity::scalar_udfs()
+    let mut udfs = identity::scalar_udfs();
+    udfs.extend(attribution::scalar_udfs());
+    udfs
 }
 
 /// Every function of this crate: the single list that registration and documentation read.
@@ -84,15 +103,34 @@ pub fn all_functions() -> Vec<PhygitalFunction> {
     all_scalar_udfs()
         .into_iter()
         .map(PhygitalFunction::Scalar)
+        .chain(
+            attribution::window_udfs()
+                .into_iter()
+                .map(PhygitalFunction::Window),
+        )
+        .chain(
+            attribution::table_functions()
+                .into_iter()
+                .map(PhygitalFunction::Table),
+        )
+        .chain(
+            identity::table_functions()
+                .into_iter()
+                .map(PhygitalFunction::Table),
+        )
         .collect()
 }
 
-/// Registers every function of this crate, e.g. `register_all(&mut session_context)`.
+/// Registers every scalar, aggregate and window function of this crate, e.g.
+/// `register_all(&mut session_context)`. Table functions need a [`SessionContext`]: use
+/// [`register_session`] there.
 ///
 /// A function of the same name already in the registry is replaced.
 pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
     for function in all_functions() {
         match function {
+            // A FunctionRegistry has no table functions; register_session adds them.
+            PhygitalFunction::Table(_) => {}
             PhygitalFunction::Scalar(f) => {
                 registry.register_udf(f)?;
             }
@@ -102,6 +140,18 @@ pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
             PhygitalFunction::Window(f) => {
                 registry.register_udwf(f)?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Registers every function of this crate, table functions included, into a session.
+pub fn register_session(ctx: &mut SessionContext) -> Result<()> {
+    register_all(ctx)?;
+    for function in all_functions() {
+        if let PhygitalFunction::Table(f) = function {
+            let name = f.name().to_string();
+            ctx.register_udtf(&name, f as Arc<dyn TableFunctionImpl>);
         }
     }
     Ok(())
@@ -159,6 +209,16 @@ mod tests {
         for name in registry.udwfs() {
             let f = registry.udwf(&name)?;
             documented("window", &name, f.documentation());
+        }
+        // Table functions cannot live in a FunctionRegistry: check the ones register_session adds.
+        let mut ctx = SessionContext::new();
+        register_session(&mut ctx)?;
+        let table_functions = ctx.state().table_functions().clone();
+        for function in all_functions() {
+            if let PhygitalFunction::Table(f) = function {
+                assert!(table_functions.contains_key(f.name()), "{} not registered", f.name());
+                documented("table", f.name(), f.documentation());
+            }
         }
         let listed: BTreeSet<String> = all_functions()
             .iter()

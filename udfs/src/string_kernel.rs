@@ -145,9 +145,13 @@ impl<'a> PairArgument<'a> {
         }
     }
 
-    fn rows(&self, function: &str) -> Result<StringRows<'_>> {
+    fn rows(&self, function: &str, number_rows: usize) -> Result<StringRows<'_>> {
         match self {
             Self::Scalar(value) => Ok(StringRows::Scalar(*value)),
+            Self::Array(array) if array.len() != number_rows => exec_err!(
+                "{function}: argument array has {} rows, expected {number_rows}",
+                array.len()
+            ),
             Self::Array(array) => match array.data_type() {
                 DataType::Utf8 => Ok(StringRows::Utf8(array.as_string::<i32>())),
                 DataType::LargeUtf8 => Ok(StringRows::LargeUtf8(array.as_string::<i64>())),
@@ -208,7 +212,10 @@ where
         PairArgument::new(function, left)?,
         PairArgument::new(function, right)?,
     );
-    let (left_rows, right_rows) = (left.rows(function)?, right.rows(function)?);
+    let (left_rows, right_rows) = (
+        left.rows(function, number_rows)?,
+        right.rows(function, number_rows)?,
+    );
 
     let mut builder = StringBuilder::with_capacity(number_rows, number_rows * OUTPUT_BYTES_PER_ROW);
     let mut out = String::with_capacity(64);
@@ -420,9 +427,16 @@ mod tests {
             vec![Some("a:1".into()), None, None]
         );
 
-        let bad = ColumnarValue::Array(Arc::new(StringArray::from(vec!["ok", "boom"])));
-        let err = map_string_pairs("t", &left, &bad, 2, join).unwrap_err();
+        let bad = ColumnarValue::Array(Arc::new(StringArray::from(vec!["ok", "boom", "ok"])));
+        let err = map_string_pairs("t", &left, &bad, 3, join).unwrap_err();
         assert!(err.to_string().contains("bad row boom"), "{err}");
+
+        let err = map_string_pairs("t", &left, &right, 4, join).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("t: argument array has 3 rows, expected 4"),
+            "{err}"
+        );
         Ok(())
     }
 }

@@ -78,8 +78,8 @@ use sha2::{Digest, Sha256};
 use super::names::{TableRef, validate_column_name};
 use super::schema::{MODE_REPEATED, table_schema};
 use super::values::{
-    check_batch_values, date64_days, downcast, i32_values, i64_values, push_decimal, time_micros,
-    timestamp_micros,
+    check_batch_values, date64_days, downcast, i32_values, i64_values, is_live, mismatch,
+    push_decimal, time_micros, timestamp_micros,
 };
 use crate::error::ConnectorError;
 
@@ -95,13 +95,12 @@ impl ChecksumValue {
     /// From the `row_count` and `checksum` columns of the [`checksum_sql`] result; `checksum`
     /// is the INT64 with the same 64 bits as the unsigned sum.
     pub fn from_query_result(row_count: i64, checksum: i64) -> Result<Self, ConnectorError> {
-        let rows = u64::try_from(row_count).map_err(|_| ConnectorError::InvalidSchema {
-            column: "row_count".to_owned(),
+        let rows = u64::try_from(row_count).map_err(|_| ConnectorError::UnexpectedResponse {
             reason: format!("the checksum query returned a negative row count {row_count}"),
         })?;
         Ok(Self {
             rows,
-            sum: u64::from_ne_bytes(checksum.to_ne_bytes()),
+            sum: checksum.cast_unsigned(),
         })
     }
 }
@@ -203,10 +202,6 @@ pub(crate) fn canonical_rows(batch: &RecordBatch) -> Result<Vec<String>, Connect
         encode_column(column.as_ref(), field.name(), None, &mut rows)?;
     }
     Ok(rows)
-}
-
-fn is_live(live: Option<&NullBuffer>, index: usize) -> bool {
-    live.is_none_or(|nulls| nulls.is_valid(index))
 }
 
 /// Appends the encoding of every value of `array` to the matching entry of `out`
@@ -318,14 +313,14 @@ fn encode_column(
             })
         }
         DataType::Date32 => {
-            let days = i32_values(array).ok_or_else(|| malformed(path, array))?;
+            let days = i32_values(array).ok_or_else(|| mismatch(path, array.data_type()))?;
             scalars(out, &mut |i, t| {
                 push_integer(days[i], t);
                 Ok(())
             })
         }
         DataType::Date64 => {
-            let millis = i64_values(array).ok_or_else(|| malformed(path, array))?;
+            let millis = i64_values(array).ok_or_else(|| mismatch(path, array.data_type()))?;
             scalars(out, &mut |i, t| {
                 let days = date64_days(millis[i])
                     .ok_or_else(|| unrepresentable(path, i, "Date64 value is not a whole day"))?;
@@ -334,7 +329,7 @@ fn encode_column(
             })
         }
         DataType::Timestamp(unit, _) => {
-            let values = i64_values(array).ok_or_else(|| malformed(path, array))?;
+            let values = i64_values(array).ok_or_else(|| mismatch(path, array.data_type()))?;
             scalars(out, &mut |i, t| {
                 let micros = timestamp_micros(values[i], *unit)
                     .ok_or_else(|| unrepresentable(path, i, "timestamp overflows microseconds"))?;
@@ -343,7 +338,7 @@ fn encode_column(
             })
         }
         DataType::Time32(unit) => {
-            let values = i32_values(array).ok_or_else(|| malformed(path, array))?;
+            let values = i32_values(array).ok_or_else(|| mismatch(path, array.data_type()))?;
             scalars(out, &mut |i, t| {
                 let micros = time_micros(values[i].into(), *unit)
                     .ok_or_else(|| unrepresentable(path, i, "time outside 00:00 to 24:00"))?;
@@ -352,7 +347,7 @@ fn encode_column(
             })
         }
         DataType::Time64(unit) => {
-            let values = i64_values(array).ok_or_else(|| malformed(path, array))?;
+            let values = i64_values(array).ok_or_else(|| mismatch(path, array.data_type()))?;
             scalars(out, &mut |i, t| {
                 let micros = time_micros(values[i], *unit)
                     .ok_or_else(|| unrepresentable(path, i, "time outside 00:00 to 24:00"))?;
@@ -607,14 +602,6 @@ fn push_g17(value: f64, out: &mut String) -> Result<(), ConnectorError> {
     Ok(())
 }
 
-fn malformed(path: &str, array: &dyn Array) -> ConnectorError {
-    ConnectorError::UnsupportedType {
-        column: path.to_owned(),
-        data_type: array.data_type().clone(),
-        reason: "malformed array: its data does not match its type".to_owned(),
-    }
-}
-
 fn unrepresentable(path: &str, row: usize, reason: &str) -> ConnectorError {
     ConnectorError::UnrepresentableValue {
         column: path.to_owned(),
@@ -766,4 +753,488 @@ fn value_encoding(
     Ok(format!(
         "IF({reference} IS NULL, '-', CONCAT(CAST(BYTE_LENGTH({text}) AS STRING), ':', {text}))"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{
+        BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
+        Int32Array, Int64Array, ListArray, MapArray, StringArray, StructArray,
+        Time64NanosecondArray, TimestampMillisecondArray, TimestampNanosecondArray, UInt64Array,
+    };
+    use datafusion::arrow::buffer::{OffsetBuffer, ScalarBuffer};
+    use datafusion::arrow::datatypes::{Field, Fields, Schema};
+
+    use super::*;
+
+    fn float_text(value: f64) -> String {
+        let mut out = String::new();
+        push_float(value, &mut out).unwrap();
+        out
+    }
+
+    /// Expected texts are Python's `'%.17g' % value` (CPython formats with correctly rounded
+    /// C semantics), plus the special values the checksum normalises.
+    #[test]
+    fn float_text_matches_printf_g17() {
+        let cases = [
+            (0.1, "0.10000000000000001"),
+            (1.0 / 3.0, "0.33333333333333331"),
+            (1e21, "1e+21"),
+            (1e-5, "1.0000000000000001e-05"),
+            (123_456_789_012_345_678.0, "1.2345678901234568e+17"),
+            (1e16, "10000000000000000"),
+            (1e17, "1e+17"),
+            (0.0001, "0.0001"),
+            (0.000_012_34, "1.234e-05"),
+            (5e-324, "4.9406564584124654e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            // 1234567890123456.25 exactly: a tie at the 17th digit, rounded to even.
+            (1_234_567_890_123_456.0 + 0.25, "1234567890123456.2"),
+            (100.0, "100"),
+            (-2.5, "-2.5"),
+            (9_007_199_254_740_994.0, "9007199254740994"),
+            (-1e-300, "-1e-300"),
+            (12345.678, "12345.678"),
+            (1_000_000_000_000_000.2, "1000000000000000.2"),
+            (0.0, "0"),
+            (-0.0, "0"),
+            (f64::NAN, "nan"),
+            (-f64::NAN, "nan"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(float_text(value), expected, "{value:e}");
+        }
+    }
+
+    #[test]
+    fn decimal_text_is_the_shortest_exact_form() {
+        let cases = [
+            ("150", 2, "1.5"),
+            ("-5", 2, "-0.05"),
+            ("100", 2, "1"),
+            ("0", 2, "0"),
+            ("-0", 3, "0"),
+            ("123456789", 0, "123456789"),
+            ("12", -3, "12000"),
+            ("0", -3, "0"),
+            ("1", 38, "0.00000000000000000000000000000000000001"),
+            ("-123450", 4, "-12.345"),
+        ];
+        for (unscaled, scale, expected) in cases {
+            let mut out = String::new();
+            push_decimal(unscaled, scale, &mut out);
+            assert_eq!(out, expected, "{unscaled} scale {scale}");
+        }
+    }
+
+    fn item(data_type: DataType) -> Arc<Field> {
+        Arc::new(Field::new("item", data_type, true))
+    }
+
+    /// Three rows touching every encoding: NULLs, ±0, NaN, infinities, negative decimals,
+    /// sub-microsecond and negative timestamps, empty strings and bytes, NULL vs empty
+    /// lists, lists of records, records with NULL fields, maps.
+    fn fixture() -> RecordBatch {
+        let line_fields = Fields::from(vec![
+            Field::new("sku", DataType::Utf8, true),
+            Field::new("qty", DataType::Int32, true),
+        ]);
+        let lines = ListArray::new(
+            item(DataType::Struct(line_fields.clone())),
+            OffsetBuffer::new(ScalarBuffer::from(vec![0, 1, 3, 3])),
+            Arc::new(StructArray::new(
+                line_fields,
+                vec![
+                    Arc::new(StringArray::from(vec!["x", "y", "z"])) as ArrayRef,
+                    Arc::new(Int32Array::from(vec![Some(2), None, Some(3)])),
+                ],
+                None,
+            )),
+            Some(NullBuffer::from(vec![true, true, false])),
+        );
+        let meta_fields = Fields::from(vec![
+            Field::new("src", DataType::Utf8, true),
+            Field::new("n", DataType::UInt64, true),
+        ]);
+        let meta = StructArray::new(
+            meta_fields,
+            vec![
+                Arc::new(StringArray::from(vec![Some("web"), Some("ignored"), None])) as ArrayRef,
+                Arc::new(UInt64Array::from(vec![7, 99, i64::MAX as u64])),
+            ],
+            Some(NullBuffer::from(vec![true, false, true])),
+        );
+        let attrs = {
+            let values = Int64Array::from(vec![1]);
+            let map =
+                MapArray::new_from_strings(["k"].into_iter(), &values, &[0, 1, 1, 1]).unwrap();
+            let (field, offsets, entries, _, sorted) = map.into_parts();
+            MapArray::new(
+                field,
+                offsets,
+                entries,
+                Some(NullBuffer::from(vec![true, true, false])),
+                sorted,
+            )
+        };
+        let tags = {
+            let strings = StringArray::from(vec!["a", "bc"]);
+            ListArray::new(
+                item(DataType::Utf8),
+                OffsetBuffer::new(ScalarBuffer::from(vec![0, 2, 2, 2])),
+                Arc::new(strings),
+                Some(NullBuffer::from(vec![true, false, true])),
+            )
+        };
+        let columns: Vec<(&str, ArrayRef, bool)> = vec![
+            (
+                "id",
+                Arc::new(Int64Array::from(vec![1, -42, 9_007_199_254_740_993])),
+                false,
+            ),
+            (
+                "name",
+                Arc::new(StringArray::from(vec![Some("Zoë"), None, Some("")])),
+                true,
+            ),
+            (
+                "price",
+                Arc::new(Float64Array::from(vec![0.1, -0.0, 1e21])),
+                true,
+            ),
+            (
+                "ratio",
+                Arc::new(Float32Array::from(vec![1.5, f32::NAN, f32::NEG_INFINITY])),
+                true,
+            ),
+            (
+                "amount",
+                Arc::new(
+                    Decimal128Array::from(vec![Some(150), Some(-5), None])
+                        .with_precision_and_scale(10, 2)
+                        .unwrap(),
+                ),
+                true,
+            ),
+            (
+                "active",
+                Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
+                true,
+            ),
+            (
+                "day",
+                Arc::new(Date32Array::from(vec![19_000, -719_162, 0])),
+                true,
+            ),
+            (
+                "at",
+                Arc::new(
+                    TimestampNanosecondArray::from(vec![1_700_000_000_123_456_789, -1, 0])
+                        .with_timezone("UTC"),
+                ),
+                true,
+            ),
+            (
+                "local",
+                Arc::new(TimestampMillisecondArray::from(vec![
+                    Some(1_000),
+                    None,
+                    Some(-1),
+                ])),
+                true,
+            ),
+            (
+                "clock",
+                Arc::new(Time64NanosecondArray::from(vec![
+                    1_500,
+                    86_399_999_999_999,
+                    0,
+                ])),
+                true,
+            ),
+            (
+                "blob",
+                Arc::new(BinaryArray::from(vec![
+                    Some(&[0xde, 0xad][..]),
+                    Some(&[][..]),
+                    None,
+                ])),
+                true,
+            ),
+            ("tags", Arc::new(tags), true),
+            ("lines", Arc::new(lines), true),
+            ("meta", Arc::new(meta), true),
+            ("attrs", Arc::new(attrs), true),
+        ];
+        let schema = Schema::new(
+            columns
+                .iter()
+                .map(|(name, array, nullable)| {
+                    Field::new(*name, array.data_type().clone(), *nullable)
+                })
+                .collect::<Vec<_>>(),
+        );
+        RecordBatch::try_new(
+            Arc::new(schema),
+            columns.into_iter().map(|(_, array, _)| array).collect(),
+        )
+        .unwrap()
+    }
+
+    /// The canonical texts of `fixture()`, written out by hand from the module docs.
+    const FIXTURE_ROWS: [&str; 3] = [
+        "1:14:Zoë19:0.100000000000000013:1.53:1.54:true5:1900016:17000000001234567:10000001:14:dead2[1:a2:bc]1[(1:x1:2)](3:web1:7)1[(1:k1:1)]",
+        "3:-42-1:03:nan5:-0.055:false7:-7191622:-1-11:863999999990:0[]2[(1:y-)(1:z1:3)]-0[]",
+        "16:90071992547409930:5:1e+214:-inf--1:01:05:-10001:0-0[]0[](-19:9223372036854775807)0[]",
+    ];
+
+    /// Computed independently with Python:
+    /// `sum(int.from_bytes(hashlib.sha256(r.encode()).digest()[:8], 'big') for r in rows) % 2**64`
+    const FIXTURE_SUM: u64 = 0x9731_fcf8_6c67_8a62;
+    const FIXTURE_ROW_HASHES: [u64; 3] = [
+        0xe45d_80c3_9df5_db1b,
+        0x0968_80d9_c06a_442a,
+        0xa96b_fb5b_0e07_6b1d,
+    ];
+
+    #[test]
+    fn canonical_rows_follow_the_documented_encoding() {
+        let rows = canonical_rows(&fixture()).unwrap();
+        assert_eq!(rows, FIXTURE_ROWS);
+    }
+
+    #[test]
+    fn row_hashes_and_sum_match_an_independent_computation() {
+        for (row, expected) in FIXTURE_ROWS.iter().zip(FIXTURE_ROW_HASHES) {
+            assert_eq!(row_hash(row), expected, "{row}");
+        }
+        assert_eq!(
+            checksum_batches(&[fixture()]).unwrap(),
+            ChecksumValue {
+                rows: 3,
+                sum: FIXTURE_SUM
+            }
+        );
+    }
+
+    #[test]
+    fn checksum_ignores_row_order_and_batch_boundaries() {
+        let batch = fixture();
+        let whole = checksum_batches(std::slice::from_ref(&batch)).unwrap();
+        let reversed = checksum_batches(&[batch.slice(2, 1), batch.slice(0, 2)]).unwrap();
+        let singles =
+            checksum_batches(&[batch.slice(1, 1), batch.slice(2, 1), batch.slice(0, 1)]).unwrap();
+        assert_eq!(whole, reversed);
+        assert_eq!(whole, singles);
+    }
+
+    #[test]
+    fn duplicated_rows_change_the_checksum() {
+        let batch = fixture();
+        let with_duplicate = checksum_batches(&[batch.clone(), batch.slice(0, 1)]).unwrap();
+        assert_eq!(with_duplicate.rows, 4);
+        // Python: (FIXTURE_SUM + hash(row 0)) % 2**64
+        assert_eq!(with_duplicate.sum, 0x7b8f_7dbc_0a5d_657d);
+        let twice = checksum_batches(&[batch.clone(), batch]).unwrap();
+        assert_ne!(
+            twice.sum, 0,
+            "a sum must not cancel pairs the way XOR would"
+        );
+    }
+
+    #[test]
+    fn null_and_empty_lists_hash_alike_but_differ_from_non_empty() {
+        let lists = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            None,
+            Some(vec![]),
+            Some(vec![Some(0)]),
+        ]);
+        let batch = RecordBatch::try_from_iter(vec![("l", Arc::new(lists) as ArrayRef)]).unwrap();
+        let rows = canonical_rows(&batch).unwrap();
+        assert_eq!(rows, ["0[]", "0[]", "1[1:0]"]);
+    }
+
+    #[test]
+    fn empty_input_has_a_zero_checksum() {
+        assert_eq!(checksum_batches(&[]).unwrap(), ChecksumValue::default());
+        assert_eq!(
+            checksum_batches(&[fixture().slice(0, 0)]).unwrap(),
+            ChecksumValue { rows: 0, sum: 0 }
+        );
+    }
+
+    #[test]
+    fn batches_with_different_schemas_are_rejected() {
+        let a = RecordBatch::try_from_iter(vec![(
+            "id",
+            Arc::new(Int64Array::from(vec![1])) as ArrayRef,
+        )])
+        .unwrap();
+        let b = RecordBatch::try_from_iter(vec![(
+            "id",
+            Arc::new(Int32Array::from(vec![1])) as ArrayRef,
+        )])
+        .unwrap();
+        let mut checksum = TableChecksum::new();
+        checksum.update(&a).unwrap();
+        match checksum.update(&b) {
+            Err(ConnectorError::InvalidSchema { column, reason }) => {
+                assert_eq!(column, "id");
+                assert!(reason.contains("Int32"), "{reason}");
+            }
+            other => panic!("expected InvalidSchema, got {other:?}"),
+        }
+        // The failed batch left the running value untouched.
+        assert_eq!(checksum.value().rows, 1);
+    }
+
+    #[test]
+    fn unrepresentable_values_and_types_fail_the_checksum() {
+        let big = RecordBatch::try_from_iter(vec![(
+            "n",
+            Arc::new(UInt64Array::from(vec![u64::MAX])) as ArrayRef,
+        )])
+        .unwrap();
+        assert!(matches!(
+            checksum_batches(&[big]),
+            Err(ConnectorError::UnrepresentableValue { .. })
+        ));
+        let duration = RecordBatch::try_from_iter(vec![(
+            "d",
+            Arc::new(datafusion::arrow::array::DurationSecondArray::from(vec![1])) as ArrayRef,
+        )])
+        .unwrap();
+        assert!(matches!(
+            checksum_batches(&[duration]),
+            Err(ConnectorError::UnsupportedType { .. })
+        ));
+    }
+
+    #[test]
+    fn dictionaries_hash_like_their_values() {
+        use datafusion::arrow::array::DictionaryArray;
+        use datafusion::arrow::datatypes::Int8Type;
+        let plain = RecordBatch::try_from_iter(vec![(
+            "s",
+            Arc::new(StringArray::from(vec![Some("a"), None, Some("b")])) as ArrayRef,
+        )])
+        .unwrap();
+        let dictionary: DictionaryArray<Int8Type> =
+            vec![Some("a"), None, Some("b")].into_iter().collect();
+        let encoded =
+            RecordBatch::try_from_iter(vec![("s", Arc::new(dictionary) as ArrayRef)]).unwrap();
+        assert_eq!(
+            checksum_batches(&[plain]).unwrap(),
+            checksum_batches(&[encoded]).unwrap()
+        );
+    }
+
+    #[test]
+    fn query_result_round_trips_the_unsigned_sum() {
+        let value = ChecksumValue::from_query_result(3, FIXTURE_SUM as i64).unwrap();
+        assert_eq!(
+            value,
+            ChecksumValue {
+                rows: 3,
+                sum: FIXTURE_SUM
+            }
+        );
+        assert!(matches!(
+            ChecksumValue::from_query_result(-1, 0),
+            Err(ConnectorError::UnexpectedResponse { .. })
+        ));
+        assert_eq!(value.to_string(), "3 rows, checksum 9731fcf86c678a62");
+    }
+
+    #[test]
+    fn checksum_sql_mirrors_the_encoding() {
+        let table = TableRef::new("test-proj", "sales", "orders").unwrap();
+        let schema = table_schema(fixture().schema_ref()).unwrap();
+        let sql = checksum_sql(&table, &schema).unwrap();
+        assert!(
+            sql.contains("FROM `test-proj.sales.orders` AS `phygital-row`"),
+            "{sql}"
+        );
+        let expected_columns = [
+            // id INT64
+            "IF(`phygital-row`.`id` IS NULL, '-', CONCAT(CAST(BYTE_LENGTH(CAST(`phygital-row`.`id` AS STRING)) AS STRING), ':', CAST(`phygital-row`.`id` AS STRING)))",
+            // price FLOAT64
+            "FORMAT('%.17g', `phygital-row`.`price`)",
+            "WHEN `phygital-row`.`price` = 0 THEN '0'",
+            // local DATETIME, at TIMESTAMP, day DATE, clock TIME
+            "CAST(UNIX_MICROS(TIMESTAMP(`phygital-row`.`local`, 'UTC')) AS STRING)",
+            "CAST(UNIX_MICROS(`phygital-row`.`at`) AS STRING)",
+            "CAST(UNIX_DATE(`phygital-row`.`day`) AS STRING)",
+            "CAST(TIME_DIFF(`phygital-row`.`clock`, TIME '00:00:00', MICROSECOND) AS STRING)",
+            "TO_HEX(`phygital-row`.`blob`)",
+            // lines: REPEATED RECORD, elements in order, fields of each element
+            "CONCAT(CAST(COALESCE(ARRAY_LENGTH(`phygital-row`.`lines`), 0) AS STRING), '[', ARRAY_TO_STRING(ARRAY(SELECT IF(`phygital-element-0` IS NULL, '-', CONCAT('(', IF(`phygital-element-0`.`sku` IS NULL",
+            "FROM UNNEST(`phygital-row`.`lines`) AS `phygital-element-0` WITH OFFSET AS `phygital-offset-0` ORDER BY `phygital-offset-0`), ''), ']')",
+            // meta: nullable RECORD
+            "IF(`phygital-row`.`meta` IS NULL, '-', CONCAT('(', IF(`phygital-row`.`meta`.`src` IS NULL",
+            // attrs: REPEATED RECORD(key, value)
+            "`phygital-element-0`.`key`",
+            "`phygital-element-0`.`value`",
+        ];
+        for expected in expected_columns {
+            assert!(sql.contains(expected), "missing {expected}\nin\n{sql}");
+        }
+        // Column encodings appear in schema order.
+        let positions: Vec<usize> = fixture()
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                sql.find(&format!("`phygital-row`.`{}`", f.name()))
+                    .unwrap_or_else(|| panic!("{} missing", f.name()))
+            })
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+        assert!(sql.contains("AS row_count"));
+        assert!(sql.contains("AS INT64) AS checksum"));
+    }
+
+    #[test]
+    fn checksum_sql_nests_repeated_fields_inside_elements_with_distinct_aliases() {
+        let inner = Fields::from(vec![Field::new(
+            "codes",
+            DataType::List(item(DataType::Utf8)),
+            true,
+        )]);
+        let schema = Schema::new(vec![Field::new(
+            "groups",
+            DataType::List(item(DataType::Struct(inner))),
+            true,
+        )]);
+        let sql = checksum_sql(
+            &TableRef::new("test-proj", "ds", "t").unwrap(),
+            &table_schema(&schema).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            sql.contains("FROM UNNEST(`phygital-element-0`.`codes`) AS `phygital-element-1`"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn checksum_sql_rejects_types_it_does_not_cover_and_bad_names() {
+        let table = TableRef::new("test-proj", "ds", "t").unwrap();
+        let geography = TableSchema::new(vec![TableFieldSchema::geography("g")]);
+        assert!(matches!(
+            checksum_sql(&table, &geography),
+            Err(ConnectorError::InvalidSchema { .. })
+        ));
+        let injected = TableSchema::new(vec![TableFieldSchema::string("a` OR 1=1 --")]);
+        assert!(matches!(
+            checksum_sql(&table, &injected),
+            Err(ConnectorError::InvalidName { .. })
+        ));
+        assert!(checksum_sql(&table, &TableSchema::default()).is_err());
+    }
 }

@@ -92,9 +92,9 @@ pub fn check_batch_values(batch: &RecordBatch) -> Result<(), ConnectorError> {
 /// A bad value at `index` of the array being checked; callers translate the index to their
 /// own rows on the way up, so the top level reports a batch row.
 pub(crate) struct Violation {
-    pub(crate) column: String,
-    pub(crate) index: usize,
-    pub(crate) reason: String,
+    column: String,
+    index: usize,
+    reason: String,
 }
 
 impl Violation {
@@ -308,7 +308,8 @@ fn check_column(
     Ok(())
 }
 
-fn is_live(live: Option<&NullBuffer>, index: usize) -> bool {
+/// True unless `live` marks `index` as hidden (an enclosing value is NULL).
+pub(crate) fn is_live(live: Option<&NullBuffer>, index: usize) -> bool {
     live.is_none_or(|nulls| nulls.is_valid(index))
 }
 
@@ -463,7 +464,7 @@ pub(crate) fn downcast<'a, T: 'static>(
         .ok_or_else(|| mismatch(path, array.data_type()))
 }
 
-fn mismatch(path: &str, data_type: &DataType) -> Violation {
+pub(crate) fn mismatch(path: &str, data_type: &DataType) -> Violation {
     Violation::new(
         path,
         0,
@@ -769,7 +770,7 @@ mod tests {
         let (_, row, _) = violation(&batch.slice(1, 3));
         assert_eq!(row, 2);
         // Values outside a sliced list are not looked at.
-        let list = int_list(vec![Some(vec![Some(1)]), Some(vec![Some(2)])]);
+        let list = int_list(vec![Some(vec![None]), Some(vec![Some(2)])]);
         check_batch_values(&single("l", Arc::new(list)).slice(1, 1)).unwrap();
     }
 }

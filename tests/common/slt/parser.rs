@@ -78,28 +78,29 @@ pub enum QueryExpect {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortMode {
-    NoSort,
-    /// Sort the actual rows (not the expected ones, which `--complete` writes sorted).
-    RowSort,
-    /// Sort every value on its own; the expected output is then one value per line.
-    ValueSort,
+    /// `nosort` (the default): rows in the order the engine returns them.
+    Unsorted,
+    /// `rowsort`: sort the actual rows (not the expected ones, which `--complete` writes sorted).
+    Rows,
+    /// `valuesort`: sort every value on its own; the expected output is then one value per line.
+    Values,
 }
 
 impl SortMode {
     fn parse(word: &str) -> Option<SortMode> {
         match word {
-            "nosort" => Some(SortMode::NoSort),
-            "rowsort" => Some(SortMode::RowSort),
-            "valuesort" => Some(SortMode::ValueSort),
+            "nosort" => Some(SortMode::Unsorted),
+            "rowsort" => Some(SortMode::Rows),
+            "valuesort" => Some(SortMode::Values),
             _ => None,
         }
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
-            SortMode::NoSort => "nosort",
-            SortMode::RowSort => "rowsort",
-            SortMode::ValueSort => "valuesort",
+            SortMode::Unsorted => "nosort",
+            SortMode::Rows => "rowsort",
+            SortMode::Values => "valuesort",
         }
     }
 }
@@ -350,7 +351,7 @@ pub fn parse(script: &str) -> Result<Vec<Record>, ParseError> {
                             Some(word) => SortMode::parse(word).ok_or_else(|| {
                                 error(format!("invalid sort mode {word:?} (expected rowsort, valuesort or nosort)"))
                             })?,
-                            None => SortMode::NoSort,
+                            None => SortMode::Unsorted,
                         };
                         QueryExpect::Rows {
                             types: types.to_string(),

@@ -158,9 +158,9 @@ fn error_expectation(reference: &ExpectedError, message: &str) -> (String, Vec<S
 /// The rows as the lines they are compared as: values joined by single spaces, sorted per the sort mode.
 fn actual_lines(mut rows: Vec<Vec<String>>, sort: SortMode) -> Vec<String> {
     match sort {
-        SortMode::NoSort => {}
-        SortMode::RowSort => rows.sort(),
-        SortMode::ValueSort => {
+        SortMode::Unsorted => {}
+        SortMode::Rows => rows.sort(),
+        SortMode::Values => {
             rows = rows
                 .into_iter()
                 .flatten()
@@ -267,7 +267,7 @@ fn check_query(expect: &QueryExpect, outcome: Result<Output, String>) -> Option<
             tail.extend(actual.iter().cloned());
             if columns != expected_columns {
                 let mut header = format!("query {}", output.types);
-                if *sort != SortMode::NoSort || label.is_some() {
+                if *sort != SortMode::Unsorted || label.is_some() {
                     header.push(' ');
                     header.push_str(sort.as_str());
                 }
@@ -303,7 +303,7 @@ fn check_query(expect: &QueryExpect, outcome: Result<Output, String>) -> Option<
             actual: message,
         }),
         (QueryExpect::Error(expected), Ok(output)) => {
-            let actual = actual_lines(output.rows, SortMode::NoSort);
+            let actual = actual_lines(output.rows, SortMode::Unsorted);
             let mut tail = vec!["----".to_string()];
             tail.extend(actual.iter().cloned());
             Some(Mismatch {

@@ -6,10 +6,13 @@ pub mod hash_identifier;
 pub mod normalize_email;
 pub mod normalize_identifier;
 pub mod normalize_phone;
+pub mod stitch;
 
 use std::sync::Arc;
 
 use datafusion::logical_expr::ScalarUDF;
+
+use crate::DocumentedTableFunction;
 
 pub use hash_identifier::hash_identifier_udf;
 pub use normalize_email::normalize_email_udf;
@@ -24,4 +27,9 @@ pub fn scalar_udfs() -> Vec<Arc<ScalarUDF>> {
         normalize_identifier_udf(),
         hash_identifier_udf(),
     ]
+}
+
+/// The table functions of this module.
+pub fn table_functions() -> Vec<Arc<dyn DocumentedTableFunction>> {
+    vec![Arc::new(stitch::IdentityStitchFunc)]
 }

@@ -33,12 +33,12 @@ Syntactically valid junk such as `test@test.com` is kept: blocking it is the job
 +----------------------------------------------------------+
 | johndoe@gmail.com                                        |
 +----------------------------------------------------------+
-> select normalize_email('ivan@mail');
-+------------------------------------+
-| normalize_email(Utf8("ivan@mail")) |
-+------------------------------------+
-| NULL                               |
-+------------------------------------+
+> select normalize_email('ivan@mail') is null;
++--------------------------------------------+
+| normalize_email(Utf8("ivan@mail")) IS NULL |
++--------------------------------------------+
+| true                                       |
++--------------------------------------------+
 ```"#,
     argument(
         name = "email",

@@ -97,10 +97,10 @@ impl ScalarUDFImpl for NormalizeIdentifierFunc {
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         // A literal id_type is validated once, at planning time; a column is checked per row.
-        if let Some(Some(id_type)) = args.scalar_arguments.first() {
-            if let Some(name) = scalar_str(self.name(), id_type)? {
-                literal_id_type(self.name(), name)?;
-            }
+        if let Some(Some(id_type)) = args.scalar_arguments.first()
+            && let Some(name) = scalar_str(self.name(), id_type)?
+        {
+            literal_id_type(self.name(), name)?;
         }
         // Nullable: an invalid identifier gives NULL even when the input has no NULLs.
         Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true)))

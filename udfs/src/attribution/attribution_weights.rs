@@ -1,0 +1,574 @@
+//! `attribution_weights(model, channels, touch_ts, conversion_ts [, parameter])`: the
+//! rule-based credit of each touch of an already-built path, as a list.
+
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Builder, ListBuilder};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimestampMicrosecondType};
+use datafusion::common::{Result, ScalarValue, exec_err, internal_err, plan_err};
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
+};
+use datafusion_macros::user_doc;
+
+use crate::arguments::{invoked_literal, planned_literal};
+use crate::attribution::channel_paths::{DecodedPaths, check_path_type};
+use crate::attribution::weights::{
+    Journey, RuleModel, check_parameter_type, common_time_type, fill_weights,
+};
+
+#[user_doc(
+    doc_section(label = "Attribution Functions"),
+    description = r#"The share of a conversion that each touch of its path earns under a rule-based model, for paths already grouped into lists (one row per conversion): element `i` of the result is the weight of touch `i`. The models, their parameters and their rules are those of `attribution_weight`; weights sum to 1 for every model but `participation`.
+
+This is the form for big data: build the paths with `GROUP BY conversion_id` and `array_agg(... ORDER BY touch_ts, touch_id)` (aggregation spills to disk, the window form cannot), then `unnest` the channels and weights together.
+
+A NULL `channels`, `touch_ts` or `conversion_ts` gives NULL; an empty path gives an empty list (a conversion without touches, to be reported as unattributed). Execution errors: lists of different lengths, a NULL touch time, touches not in time order, a touch after the conversion. An unknown model or a bad parameter is a planning error."#,
+    syntax_example = "attribution_weights(model, channels, touch_ts, conversion_ts[, parameter])",
+    sql_example = r#"```sql
+> select attribution_weights('j_shaped',
+    ['paid_search', 'social', 'email', 'display'],
+    [timestamp '2026-11-01 10:00:00', timestamp '2026-11-04 10:00:00',
+     timestamp '2026-11-10 09:00:00', timestamp '2026-11-10 09:30:00'],
+    timestamp '2026-11-10 10:00:00') as weights;
++----------------------+
+| weights              |
++----------------------+
+| [0.2, 0.1, 0.1, 0.6] |
++----------------------+
+```"#,
+    argument(
+        name = "model",
+        description = "String literal: the model name, as for `attribution_weight`."
+    ),
+    argument(
+        name = "channels",
+        description = "The path: the touches' channels in time order, a list (any list type) of strings (any string type)."
+    ),
+    argument(
+        name = "touch_ts",
+        description = "The touches' times in the same order, a list of timestamps (any unit and time zone) or dates."
+    ),
+    argument(
+        name = "conversion_ts",
+        description = "The conversion time; no touch may be after it."
+    ),
+    argument(
+        name = "parameter",
+        description = "Optional literal: the half-life of `time_decay` (`INTERVAL '3 days'` or a number of days, default 7 days) or the shares `'first,middle,last'` of `custom`."
+    ),
+    related_udf(name = "attribution_weight")
+)]
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct AttributionWeightsFunc {
+    signature: Signature,
+}
+
+impl Default for AttributionWeightsFunc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AttributionWeightsFunc {
+    pub fn new() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+const FUNCTION: &str = "attribution_weights";
+const USAGE: &str = "attribution_weights(model, channels, touch_ts, conversion_ts [, parameter])";
+const MODEL_ARGUMENT: &str = "model";
+const PARAMETER_INDEX: usize = 4;
+
+/// The list type of the result: weights are never NULL.
+fn weights_type() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Float64, false)))
+}
+
+/// The list type `touch_ts` is cast to.
+fn touch_list_type(time: DataType) -> DataType {
+    DataType::new_list(time, true)
+}
+
+/// The item type of a list type (`None` for `Null`), or a planning error.
+fn touch_item_type(data_type: &DataType) -> Result<Option<&DataType>> {
+    match data_type {
+        DataType::Null => Ok(None),
+        DataType::List(item)
+        | DataType::LargeList(item)
+        | DataType::FixedSizeList(item, _)
+        | DataType::ListView(item)
+        | DataType::LargeListView(item) => Ok(Some(item.data_type())),
+        other => plan_err!(
+            "{FUNCTION}: argument 'touch_ts' must be a list of timestamps (e.g. array_agg(touch_ts ORDER BY touch_ts)), got {other}"
+        ),
+    }
+}
+
+/// The model and its parameter from the literal arguments.
+fn model_of(name: Option<&str>, parameter: Option<&ScalarValue>) -> Result<RuleModel> {
+    let Some(name) = name else {
+        return plan_err!("{FUNCTION}: argument '{MODEL_ARGUMENT}' must not be NULL");
+    };
+    RuleModel::parse(FUNCTION, name, parameter)
+}
+
+impl ScalarUDFImpl for AttributionWeightsFunc {
+    fn name(&self) -> &str {
+        FUNCTION
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let [model, channels, touch, conversion, rest @ ..] = arg_types else {
+            return plan_err!(
+                "{FUNCTION}: expected 4 or 5 arguments, got {}; usage: {USAGE}",
+                arg_types.len()
+            );
+        };
+        if rest.len() > 1 {
+            return plan_err!(
+                "{FUNCTION}: expected 4 or 5 arguments, got {}; usage: {USAGE}",
+                arg_types.len()
+            );
+        }
+        if !matches!(
+            model,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) {
+            return plan_err!(
+                "{FUNCTION}: argument '{MODEL_ARGUMENT}' must be a string literal, got {model}"
+            );
+        }
+        check_path_type(FUNCTION, "channels", channels)?;
+        let mut times = vec![("conversion_ts", conversion)];
+        if let Some(item) = touch_item_type(touch)? {
+            times.push(("touch_ts", item));
+        }
+        let time = common_time_type(FUNCTION, &times)?;
+        let mut types = vec![
+            model.clone(),
+            channels.clone(),
+            touch_list_type(time.clone()),
+            time,
+        ];
+        if let [parameter] = rest {
+            check_parameter_type(FUNCTION, parameter)?;
+            types.push(parameter.clone());
+        }
+        Ok(types)
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        internal_err!("{FUNCTION}: return_field_from_args is used instead")
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let parameter = match args.scalar_arguments.get(PARAMETER_INDEX) {
+            None => None,
+            Some(Some(value)) => Some(*value),
+            Some(None) => {
+                return plan_err!("{FUNCTION}: the model parameter must be a literal");
+            }
+        };
+        model_of(
+            planned_literal(FUNCTION, MODEL_ARGUMENT, &args, 0)?,
+            parameter,
+        )?;
+        let nullable = args
+            .arg_fields
+            .iter()
+            .skip(1)
+            .take(3)
+            .any(|field| field.is_nullable());
+        Ok(Arc::new(Field::new(FUNCTION, weights_type(), nullable)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let parameter = match args.args.get(PARAMETER_INDEX) {
+            None => None,
+            Some(ColumnarValue::Scalar(value)) => Some(value),
+            Some(ColumnarValue::Array(_)) => {
+                return exec_err!("{FUNCTION}: the model parameter must be a literal");
+            }
+        };
+        let model = model_of(
+            invoked_literal(FUNCTION, MODEL_ARGUMENT, &args.args, 0)?,
+            parameter,
+        )?;
+        let [_, channels, touch, conversion, ..] = args.args.as_slice() else {
+            return exec_err!("{FUNCTION}: expected 4 or 5 arguments; usage: {USAGE}");
+        };
+        let rows = args.number_rows;
+        let all_scalar = [channels, touch, conversion]
+            .iter()
+            .all(|arg| matches!(arg, ColumnarValue::Scalar(_)));
+        let weights = weights_of_paths(
+            &model,
+            &channels.to_array(rows)?,
+            &touch.to_array(rows)?,
+            &conversion.to_array(rows)?,
+        )?;
+        if all_scalar {
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                &weights, 0,
+            )?))
+        } else {
+            Ok(ColumnarValue::Array(weights))
+        }
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}
+
+/// The `attribution_weights` function, shared by every registration.
+pub fn attribution_weights_udf() -> Arc<ScalarUDF> {
+    static INSTANCE: LazyLock<Arc<ScalarUDF>> =
+        LazyLock::new(|| Arc::new(ScalarUDF::from(AttributionWeightsFunc::new())));
+    Arc::clone(&INSTANCE)
+}
+
+/// The weights of every row's path.
+fn weights_of_paths(
+    model: &RuleModel,
+    channels: &ArrayRef,
+    touch: &ArrayRef,
+    conversion: &ArrayRef,
+) -> Result<ArrayRef> {
+    // The planner has cast the times already (see `coerce_types`); this makes a direct call
+    // with other time types behave the same (a cast to the same type is free).
+    let mut times = vec![("conversion_ts", conversion.data_type())];
+    if let Some(item) = touch_item_type(touch.data_type())? {
+        times.push(("touch_ts", item));
+    }
+    let time = common_time_type(FUNCTION, &times)?;
+    let touch = cast(touch, &touch_list_type(time.clone()))?;
+    let conversion = cast(conversion, &time)?;
+    let touch = touch.as_list::<i32>();
+    let touch_offsets = touch.value_offsets();
+    let touch_times = touch.values().as_primitive::<TimestampMicrosecondType>();
+    let touch_nulls = touch_times.nulls().filter(|nulls| nulls.null_count() > 0);
+    let conversion = conversion.as_primitive::<TimestampMicrosecondType>();
+
+    let decoded = DecodedPaths::try_new(FUNCTION, channels)?;
+    let paths = decoded.column();
+    if paths.len() != touch.len() || conversion.len() != touch.len() {
+        return exec_err!(
+            "{FUNCTION}: arguments have different numbers of rows ({}, {}, {})",
+            paths.len(),
+            touch.len(),
+            conversion.len()
+        );
+    }
+
+    let mut builder = ListBuilder::with_capacity(Float64Builder::new(), touch.len())
+        .with_field(Arc::new(Field::new_list_field(DataType::Float64, false)));
+    let mut path = Vec::new();
+    let mut weights = Vec::new();
+    for row in 0..touch.len() {
+        if !paths.read(row, &mut path) || touch.is_null(row) || conversion.is_null(row) {
+            builder.append_null();
+            continue;
+        }
+        let range = touch_offsets[row] as usize..touch_offsets[row + 1] as usize;
+        if touch_nulls.is_some_and(|nulls| range.clone().any(|index| nulls.is_null(index))) {
+            return exec_err!(
+                "{FUNCTION}: a touch time in a path is NULL; every touch needs a time"
+            );
+        }
+        if range.len() != path.len() {
+            return exec_err!(
+                "{FUNCTION}: a path has {} channels but {} touch times; build both lists from the same rows",
+                path.len(),
+                range.len()
+            );
+        }
+        let journey = Journey {
+            touch_micros: &touch_times.values()[range],
+            channels: &path,
+            conversion_micros: conversion.value(row),
+        };
+        fill_weights(&FUNCTION, model, &journey, &mut weights)?;
+        builder.values().append_slice(&weights);
+        builder.append(true);
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attribution::test_paths::{
+        invoke_path_function, path, path_array_in_every_encoding, try_invoke_path_function,
+    };
+    use crate::test_harness::literal;
+    use datafusion::arrow::array::{ListArray, TimestampNanosecondArray};
+    use datafusion::arrow::datatypes::{Float64Type, TimestampNanosecondType};
+
+    const DAY_NANOS: i64 = 86_400_000_000_000;
+
+    /// Touch times in days after the epoch, as nanosecond lists.
+    fn touch_days(paths: &[Option<Vec<i64>>]) -> ColumnarValue {
+        let lists = ListArray::from_iter_primitive::<TimestampNanosecondType, _, _>(
+            paths.iter().map(|p| {
+                p.as_ref()
+                    .map(|days| days.iter().map(|d| Some(d * DAY_NANOS)).collect::<Vec<_>>())
+            }),
+        );
+        ColumnarValue::Array(Arc::new(lists))
+    }
+
+    fn conversion_day(day: i64) -> ColumnarValue {
+        ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(
+            Some(day * DAY_NANOS),
+            None,
+        ))
+    }
+
+    fn weights_of(result: &ColumnarValue, rows: usize) -> Vec<Option<Vec<f64>>> {
+        let array = result.to_array(rows).unwrap();
+        assert_eq!(array.data_type(), &weights_type());
+        array
+            .as_list::<i32>()
+            .iter()
+            .map(|list| list.map(|l| l.as_primitive::<Float64Type>().values().to_vec()))
+            .collect()
+    }
+
+    fn adobe_path() -> ColumnarValue {
+        ColumnarValue::Array(
+            path_array_in_every_encoding(&[path("paid_search > social > email > display")])
+                .remove(0),
+        )
+    }
+
+    #[test]
+    fn adobe_examples() {
+        // Adobe Analytics, "Attribution models": paid search 9 days, social 6 days, email and
+        // display 0 days before a $50 order. J-shaped: $10, $5, $5, $30; time decay with a
+        // 7-day half-life: 13.8 %, 18.6 %, 33.8 %, 33.8 %.
+        let function = AttributionWeightsFunc::new();
+        let j = invoke_path_function(
+            &function,
+            vec![
+                literal("j_shaped"),
+                adobe_path(),
+                touch_days(&[Some(vec![1, 4, 10, 10])]),
+                conversion_day(10),
+            ],
+        );
+        let dollars: Vec<f64> = weights_of(&j, 1)[0]
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|w| w * 50.0)
+            .collect();
+        assert_eq!(dollars, [10.0, 5.0, 5.0, 30.0]);
+        let decay = invoke_path_function(
+            &function,
+            vec![
+                literal("time_decay"),
+                adobe_path(),
+                touch_days(&[Some(vec![1, 4, 10, 10])]),
+                conversion_day(10),
+                ColumnarValue::Scalar(ScalarValue::Int64(Some(7))),
+            ],
+        );
+        let percent: Vec<f64> = weights_of(&decay, 1)[0]
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|w| (w * 1000.0).round() / 10.0)
+            .collect();
+        assert_eq!(percent, [13.8, 18.6, 33.8, 33.8]);
+    }
+
+    #[test]
+    fn last_non_direct_reads_channels_in_every_encoding() {
+        let paths = [
+            path("email > Direct > direct"),
+            path("Direct > DIRECT"),
+            None,
+            Some(vec![]),
+            Some(vec![Some("direct"), None]),
+        ];
+        let touches = touch_days(&[
+            Some(vec![1, 2, 3]),
+            Some(vec![1, 2]),
+            Some(vec![1]),
+            Some(vec![]),
+            Some(vec![1, 2]),
+        ]);
+        for channels in path_array_in_every_encoding(&paths) {
+            let data_type = channels.data_type().clone();
+            let result = invoke_path_function(
+                &AttributionWeightsFunc::new(),
+                vec![
+                    literal("last_non_direct"),
+                    ColumnarValue::Array(channels),
+                    touches.clone(),
+                    conversion_day(5),
+                ],
+            );
+            assert_eq!(
+                weights_of(&result, 5),
+                vec![
+                    Some(vec![1.0, 0.0, 0.0]),
+                    Some(vec![0.0, 1.0]),
+                    None,
+                    Some(vec![]),
+                    Some(vec![0.0, 1.0]),
+                ],
+                "{data_type}"
+            );
+        }
+    }
+
+    #[test]
+    fn scalars_give_a_scalar_and_nulls_give_null() {
+        let channels = ScalarValue::try_from_array(
+            &path_array_in_every_encoding(&[path("a > b")]).remove(0),
+            0,
+        )
+        .unwrap();
+        let touches =
+            ScalarValue::try_from_array(&touch_days(&[Some(vec![1, 2])]).to_array(1).unwrap(), 0)
+                .unwrap();
+        let result = invoke_path_function(
+            &AttributionWeightsFunc::new(),
+            vec![
+                literal("linear"),
+                ColumnarValue::Scalar(channels.clone()),
+                ColumnarValue::Scalar(touches.clone()),
+                conversion_day(3),
+            ],
+        );
+        let ColumnarValue::Scalar(weights) = &result else {
+            panic!("scalars in must give a scalar out")
+        };
+        assert_eq!(
+            weights_of(&ColumnarValue::Scalar(weights.clone()), 1),
+            vec![Some(vec![0.5, 0.5])]
+        );
+        let result = invoke_path_function(
+            &AttributionWeightsFunc::new(),
+            vec![
+                literal("linear"),
+                ColumnarValue::Scalar(channels),
+                ColumnarValue::Scalar(touches),
+                ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(None, None)),
+            ],
+        );
+        assert_eq!(weights_of(&result, 1), vec![None]);
+    }
+
+    #[test]
+    fn time_zones_and_units_are_normalised() {
+        // touches in nanoseconds UTC, the conversion a naive microsecond time read as UTC
+        let touches =
+            TimestampNanosecondArray::from(vec![DAY_NANOS, 2 * DAY_NANOS]).with_timezone("UTC");
+        let lists = ListArray::new(
+            Arc::new(Field::new_list_field(touches.data_type().clone(), true)),
+            datafusion::arrow::buffer::OffsetBuffer::from_lengths([2]),
+            Arc::new(touches),
+            None,
+        );
+        let result = invoke_path_function(
+            &AttributionWeightsFunc::new(),
+            vec![
+                literal("time_decay"),
+                adobe_path_of(&["a", "b"]),
+                ColumnarValue::Array(Arc::new(lists)),
+                ColumnarValue::Scalar(ScalarValue::TimestampMicrosecond(
+                    Some(2 * DAY_NANOS / 1000),
+                    None,
+                )),
+                ColumnarValue::Scalar(ScalarValue::Float64(Some(1.0))),
+            ],
+        );
+        let weights = weights_of(&result, 1)[0].clone().unwrap();
+        assert!(
+            (weights[0] - 1.0 / 3.0).abs() < 1e-15 && (weights[1] - 2.0 / 3.0).abs() < 1e-15,
+            "{weights:?}"
+        );
+    }
+
+    fn adobe_path_of(channels: &[&str]) -> ColumnarValue {
+        let text = channels.join(" > ");
+        ColumnarValue::Array(path_array_in_every_encoding(&[path(&text)]).remove(0))
+    }
+
+    #[test]
+    fn bad_rows_and_arguments_are_errors() {
+        let function = AttributionWeightsFunc::new();
+        let run = |model: &str, channels: &[&str], days: Vec<i64>, conversion: i64| {
+            try_invoke_path_function(
+                &function,
+                vec![
+                    literal(model),
+                    adobe_path_of(channels),
+                    touch_days(&[Some(days)]),
+                    conversion_day(conversion),
+                ],
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        let err = run("linear", &["a", "b"], vec![1], 5);
+        assert!(
+            err.contains("a path has 2 channels but 1 touch times"),
+            "{err}"
+        );
+        let err = run("linear", &["a", "b"], vec![1, 6], 5);
+        assert!(err.contains("attribution_weights: touch 2 of 2 at 1970-01-07 00:00:00 is after its conversion at 1970-01-06 00:00:00"), "{err}");
+        let err = run("linear", &["a", "b"], vec![2, 1], 5);
+        assert!(err.contains("touches are not in time order"), "{err}");
+        let err = run("shapley", &["a"], vec![1], 5);
+        assert!(
+            err.contains("unknown attribution model 'shapley'; valid models: first_touch,"),
+            "{err}"
+        );
+
+        let null_touch =
+            ListArray::from_iter_primitive::<TimestampNanosecondType, _, _>([Some(vec![
+                Some(1),
+                None,
+            ])]);
+        let err = try_invoke_path_function(
+            &function,
+            vec![
+                literal("linear"),
+                adobe_path_of(&["a", "b"]),
+                ColumnarValue::Array(Arc::new(null_touch)),
+                conversion_day(5),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("a touch time in a path is NULL"), "{err}");
+
+        let err = function
+            .coerce_types(&[
+                DataType::Utf8,
+                DataType::new_list(DataType::Utf8, true),
+                DataType::new_list(DataType::Int64, true),
+                DataType::Date32,
+            ])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("argument 'touch_ts' must be a timestamp or a date, got Int64"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,1043 @@
+//! The input side shared by the data-driven attribution table functions
+//! (`markov_attribution`, `shapley_attribution`): the paths query argument, its lazy planning
+//! and validation, reading and aggregating its rows, and the operator that runs a model.
+//!
+//! The paths query has the columns `path` (a list of channel names in time order), `conversions`,
+//! `revenue` and `nulls` (non-converting occurrences of the path). The reader accepts `List` and
+//! `LargeList` of `Utf8`, `LargeUtf8`, `Utf8View` or dictionary-encoded strings, and any numeric
+//! type for the counts. It interns channel names once (no allocation per row) and aggregates the
+//! rows by path, so the models work on distinct paths.
+//!
+//! Nothing is dropped silently: a NULL path, a NULL channel, a NULL, negative or non-finite
+//! number, or revenue on a path without conversions is an execution error naming the column and
+//! the path. Rows with an empty path are kept as the `(unattributed)` totals.
+
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, GenericListArray, OffsetSizeTrait, RecordBatch,
+    StringArrayType, StringBuilder,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{
+    Column, DataFusionError, HashMap, Result, ScalarValue, TableReference, exec_err, internal_err,
+    plan_err,
+};
+use datafusion::execution::context::SessionState;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{
+    Expr, LogicalPlan, LogicalPlanBuilder, TableType, cast as cast_expr,
+};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, InputDistributionRequirements,
+    Partitioning, PlanProperties, execute_stream,
+};
+use futures::StreamExt;
+
+use super::channel_paths::is_channel_type;
+
+/// The row of conversions whose path has no channel.
+pub(crate) const UNATTRIBUTED: &str = "(unattributed)";
+
+/// Names the models use for their own states and rows; a channel cannot be called that.
+const RESERVED_NAMES: [&str; 4] = ["(start)", "(conversion)", "(null)", UNATTRIBUTED];
+
+/// The input columns, in the order the operator reads them.
+const PATH_COLUMN: &str = "path";
+const NUMBER_COLUMNS: [&str; 3] = ["conversions", "revenue", "nulls"];
+
+/// Marks a NULL list element in the channel ids of a batch.
+const NULL_CHANNEL: u32 = u32::MAX;
+
+// ------------------------------------------------------------------------------------ arguments
+
+/// The first argument of a paths table function: a query (`SELECT …`, `WITH …`, `VALUES …`) or a
+/// table name, kept as SQL text and planned only when the function's table is scanned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PathsSource {
+    sql: String,
+}
+
+impl PathsSource {
+    pub(crate) fn from_argument(function: &str, argument: Option<&Expr>) -> Result<Self> {
+        let Some(argument) = argument else {
+            return plan_err!(
+                "{function}: missing the paths argument: a query or a table name with the columns path, conversions, revenue, nulls"
+            );
+        };
+        let text = literal_string(function, "paths", argument)?;
+        let text = text.trim();
+        if text.is_empty() {
+            return plan_err!("{function}: the paths argument is empty");
+        }
+        let keyword = text
+            .trim_start_matches(|c: char| c == '(' || c.is_whitespace())
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let sql = if matches!(keyword.as_str(), "select" | "with" | "values") {
+            text.to_string()
+        } else {
+            // A table name, resolved (and quoted where needed) like any SQL identifier.
+            format!(
+                "SELECT * FROM {}",
+                TableReference::parse_str(text).to_quoted_string()
+            )
+        };
+        Ok(Self { sql })
+    }
+
+    /// Plans the query in the caller's session and projects it onto the four input columns, with
+    /// the numbers cast to `Float64`.
+    async fn plan(&self, function: &str, session: &dyn Session) -> Result<Arc<dyn ExecutionPlan>> {
+        let state = session
+            .as_any()
+            .downcast_ref::<SessionState>()
+            .ok_or_else(|| {
+                DataFusionError::Internal(format!("{function}: expected a SessionState"))
+            })?;
+        let plan = state
+            .create_logical_plan(&self.sql)
+            .await
+            .map_err(|e| e.context(format!("{function}: planning the paths query")))?;
+        let plan = project_input_columns(function, plan)?;
+        state.create_physical_plan(&plan).await
+    }
+}
+
+/// A string literal argument.
+pub(crate) fn literal_string(function: &str, argument: &str, expr: &Expr) -> Result<String> {
+    match expr {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(text))
+            | ScalarValue::LargeUtf8(Some(text))
+            | ScalarValue::Utf8View(Some(text)),
+            _,
+        ) => Ok(text.clone()),
+        other => {
+            plan_err!("{function}: argument '{argument}' must be a string literal, got {other}")
+        }
+    }
+}
+
+/// An integer literal argument.
+pub(crate) fn literal_integer(function: &str, argument: &str, expr: &Expr) -> Result<i64> {
+    let value = match expr {
+        Expr::Literal(ScalarValue::Int8(Some(v)), _) => Some(i64::from(*v)),
+        Expr::Literal(ScalarValue::Int16(Some(v)), _) => Some(i64::from(*v)),
+        Expr::Literal(ScalarValue::Int32(Some(v)), _) => Some(i64::from(*v)),
+        Expr::Literal(ScalarValue::Int64(Some(v)), _) => Some(*v),
+        Expr::Literal(ScalarValue::UInt8(Some(v)), _) => Some(i64::from(*v)),
+        Expr::Literal(ScalarValue::UInt16(Some(v)), _) => Some(i64::from(*v)),
+        Expr::Literal(ScalarValue::UInt32(Some(v)), _) => Some(i64::from(*v)),
+        Expr::Literal(ScalarValue::UInt64(Some(v)), _) => i64::try_from(*v).ok(),
+        _ => None,
+    };
+    match value {
+        Some(value) => Ok(value),
+        None => {
+            plan_err!("{function}: argument '{argument}' must be an integer literal, got {expr}")
+        }
+    }
+}
+
+fn project_input_columns(function: &str, plan: LogicalPlan) -> Result<LogicalPlan> {
+    let available = || {
+        plan.schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let find = |name: &str| -> Result<(Column, DataType)> {
+        let mut found = plan
+            .schema()
+            .iter()
+            .filter(|(_, field)| field.name() == name);
+        match (found.next(), found.next()) {
+            (Some((qualifier, field)), None) => Ok((
+                Column::new(qualifier.cloned(), name),
+                field.data_type().clone(),
+            )),
+            (Some(_), Some(_)) => {
+                plan_err!("{function}: the paths query has more than one column named '{name}'")
+            }
+            (None, _) => plan_err!(
+                "{function}: the paths query has no column '{name}' (it needs path, conversions, revenue, nulls; it has {})",
+                available()
+            ),
+        }
+    };
+
+    let (path, path_type) = find(PATH_COLUMN)?;
+    if !is_path_type(&path_type) {
+        return plan_err!(
+            "{function}: column 'path' must be a list of channel names (List or LargeList of strings), got {path_type}"
+        );
+    }
+    let mut exprs = vec![Expr::Column(path).alias(PATH_COLUMN)];
+    for name in NUMBER_COLUMNS {
+        let (column, data_type) = find(name)?;
+        if !data_type.is_numeric() {
+            return plan_err!("{function}: column '{name}' must be numeric, got {data_type}");
+        }
+        exprs.push(cast_expr(Expr::Column(column), DataType::Float64).alias(name));
+    }
+    LogicalPlanBuilder::from(plan).project(exprs)?.build()
+}
+
+fn is_path_type(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::List(element) | DataType::LargeList(element) => {
+            is_channel_type(element.data_type())
+        }
+        _ => false,
+    }
+}
+
+// ------------------------------------------------------------------------------ aggregated paths
+
+/// Conversions, revenue and non-conversions of one path (or of all rows of one path).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct PathTotals {
+    pub conversions: f64,
+    pub revenue: f64,
+    pub nulls: f64,
+}
+
+impl PathTotals {
+    fn add(&mut self, other: PathTotals) {
+        self.conversions += other.conversions;
+        self.revenue += other.revenue;
+        self.nulls += other.nulls;
+    }
+}
+
+/// One distinct non-empty path with its totals; channels are indexes into
+/// [`AggregatedPaths::channels`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AggregatedPath {
+    pub channels: Box<[u32]>,
+    pub totals: PathTotals,
+}
+
+/// The paths input, aggregated by path.
+///
+/// Channels are numbered in name order and paths sorted by channel numbers, so every model sees
+/// the same input in the same order whatever the partitioning of the query that produced it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct AggregatedPaths {
+    pub channels: Vec<String>,
+    pub paths: Vec<AggregatedPath>,
+    /// Rows whose path is empty: conversions no channel touched.
+    pub unattributed: PathTotals,
+}
+
+impl AggregatedPaths {
+    /// Total conversions and revenue of non-empty paths.
+    pub(crate) fn attributable_totals(&self) -> PathTotals {
+        let mut totals = PathTotals::default();
+        for path in &self.paths {
+            totals.add(path.totals);
+        }
+        totals
+    }
+
+    /// Aggregates `(channel names, totals)` rows with the validation of the SQL input; used by
+    /// the models' unit tests.
+    #[cfg(test)]
+    pub(crate) fn from_rows(function: &str, rows: &[(&[&str], PathTotals)]) -> Result<Self> {
+        let mut aggregator = PathAggregator::new(function);
+        let mut ids = Vec::new();
+        for (names, totals) in rows {
+            ids.clear();
+            for name in names.iter() {
+                ids.push(aggregator.channels.intern(function, name)?);
+            }
+            aggregator.add_path(&ids, *totals)?;
+        }
+        Ok(aggregator.finish())
+    }
+}
+
+/// Channel names interned to dense ids in order of first appearance.
+#[derive(Debug, Default)]
+struct ChannelDictionary {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<String>,
+    /// Estimated heap bytes, for the memory pool.
+    bytes: usize,
+}
+
+impl ChannelDictionary {
+    fn intern(&mut self, function: &str, name: &str) -> Result<u32> {
+        if let Some(&id) = self.ids.get(name) {
+            return Ok(id);
+        }
+        if RESERVED_NAMES.contains(&name) {
+            return exec_err!(
+                "{function}: '{name}' cannot be a channel name: the model uses it for its own rows"
+            );
+        }
+        let Some(id) = u32::try_from(self.names.len())
+            .ok()
+            .filter(|&id| id != NULL_CHANNEL)
+        else {
+            return exec_err!("{function}: more than {NULL_CHANNEL} distinct channels");
+        };
+        self.ids.insert(name.into(), id);
+        self.names.push(name.to_string());
+        self.bytes += BYTES_PER_CHANNEL + 2 * name.len();
+        Ok(id)
+    }
+}
+
+/// Reads batches of `(path, conversions, revenue, nulls)` into [`AggregatedPaths`].
+struct PathAggregator<'a> {
+    function: &'a str,
+    channels: ChannelDictionary,
+    paths: HashMap<Box<[u32]>, PathTotals>,
+    unattributed: PathTotals,
+    /// Estimated heap bytes of the channels and paths held, for the memory pool.
+    bytes: usize,
+}
+
+impl<'a> PathAggregator<'a> {
+    fn new(function: &'a str) -> Self {
+        Self {
+            function,
+            channels: ChannelDictionary::default(),
+            paths: HashMap::new(),
+            unattributed: PathTotals::default(),
+            bytes: 0,
+        }
+    }
+
+    fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        let [path, conversions, revenue, nulls] = batch.columns() else {
+            return internal_err!("{}: expected 4 input columns", self.function);
+        };
+        let numbers =
+            [conversions, revenue, nulls].map(|column| column.as_primitive_opt::<Float64Type>());
+        let [Some(conversions), Some(revenue), Some(nulls)] = numbers else {
+            return internal_err!("{}: the number columns must be Float64", self.function);
+        };
+        let numbers = [conversions, revenue, nulls];
+        match path.data_type() {
+            DataType::List(_) => self.add_lists(path.as_list::<i32>(), &numbers)?,
+            DataType::LargeList(_) => self.add_lists(path.as_list::<i64>(), &numbers)?,
+            other => {
+                return internal_err!("{}: column 'path' has type {other}", self.function);
+            }
+        }
+        Ok(())
+    }
+
+    fn add_lists<O: OffsetSizeTrait>(
+        &mut self,
+        lists: &GenericListArray<O>,
+        numbers: &[&Float64Array; 3],
+    ) -> Result<()> {
+        let offsets = lists.value_offsets();
+        let (Some(first), Some(last)) = (offsets.first(), offsets.last()) else {
+            return Ok(());
+        };
+        let (first, last) = (first.as_usize(), last.as_usize());
+        // Only the elements the rows use: a sliced list array shares a larger child array.
+        let values = lists.values().slice(first, last - first);
+        let ids = self.channel_ids(&values)?;
+        for row in 0..lists.len() {
+            let start = offsets[row].as_usize() - first;
+            let end = offsets[row + 1].as_usize() - first;
+            let path = &ids[start..end];
+            if lists.is_null(row) {
+                return exec_err!(
+                    "{}: column 'path' is NULL (use an empty list for conversions without touches)",
+                    self.function
+                );
+            }
+            if let Some(position) = path.iter().position(|&id| id == NULL_CHANNEL) {
+                return exec_err!(
+                    "{}: column 'path' has a NULL channel at position {} in {}",
+                    self.function,
+                    position + 1,
+                    self.describe(path)
+                );
+            }
+            let mut totals = [0.0; 3];
+            for ((value, column), name) in totals.iter_mut().zip(numbers).zip(NUMBER_COLUMNS) {
+                if column.is_null(row) {
+                    return exec_err!(
+                        "{}: column '{name}' is NULL for path {}",
+                        self.function,
+                        self.describe(path)
+                    );
+                }
+                *value = column.value(row);
+                if !value.is_finite() || *value < 0.0 {
+                    return exec_err!(
+                        "{}: column '{name}' must be a finite number >= 0, got {value} for path {}",
+                        self.function,
+                        self.describe(path)
+                    );
+                }
+            }
+            let [conversions, revenue, nulls] = totals;
+            self.add_path(
+                path,
+                PathTotals {
+                    conversions,
+                    revenue,
+                    nulls,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn add_path(&mut self, path: &[u32], totals: PathTotals) -> Result<()> {
+        if totals.revenue > 0.0 && totals.conversions == 0.0 {
+            return exec_err!(
+                "{}: path {} has revenue {} but no conversions: revenue is credited per conversion",
+                self.function,
+                self.describe(path),
+                totals.revenue
+            );
+        }
+        if path.is_empty() {
+            self.unattributed.add(totals);
+            return Ok(());
+        }
+        match self.paths.get_mut(path) {
+            Some(existing) => existing.add(totals),
+            None => {
+                self.paths.insert(path.into(), totals);
+                self.bytes += BYTES_PER_PATH + size_of_val(path);
+            }
+        }
+        Ok(())
+    }
+
+    /// The channel id of every element of a batch's list values ([`NULL_CHANNEL`] for NULL).
+    fn channel_ids(&mut self, values: &ArrayRef) -> Result<Vec<u32>> {
+        match values.data_type() {
+            DataType::Utf8 => self.intern_all(values.as_string::<i32>()),
+            DataType::LargeUtf8 => self.intern_all(values.as_string::<i64>()),
+            DataType::Utf8View => self.intern_all(values.as_string_view()),
+            DataType::Null => Ok(vec![NULL_CHANNEL; values.len()]),
+            DataType::Dictionary(_, _) => {
+                // Intern each dictionary value once, and only if some element uses it.
+                let dictionary = values.as_any_dictionary();
+                let strings = cast(dictionary.values(), &DataType::Utf8)?;
+                let strings = strings.as_string::<i32>();
+                let mut resolved: Vec<Option<u32>> = vec![None; strings.len()];
+                let nulls = values.logical_nulls();
+                let mut ids = Vec::with_capacity(values.len());
+                for (index, key) in dictionary.normalized_keys().into_iter().enumerate() {
+                    if nulls.as_ref().is_some_and(|n| n.is_null(index)) {
+                        ids.push(NULL_CHANNEL);
+                        continue;
+                    }
+                    let id = match resolved.get(key).copied().flatten() {
+                        Some(id) => id,
+                        None => {
+                            let id = self.channels.intern(self.function, strings.value(key))?;
+                            if let Some(slot) = resolved.get_mut(key) {
+                                *slot = Some(id);
+                            }
+                            id
+                        }
+                    };
+                    ids.push(id);
+                }
+                Ok(ids)
+            }
+            other => internal_err!("{}: path elements of type {other}", self.function),
+        }
+    }
+
+    fn intern_all<'s, S: StringArrayType<'s>>(&mut self, strings: S) -> Result<Vec<u32>> {
+        let mut ids = Vec::with_capacity(strings.len());
+        for value in strings.iter() {
+            ids.push(match value {
+                Some(name) => self.channels.intern(self.function, name)?,
+                None => NULL_CHANNEL,
+            });
+        }
+        Ok(ids)
+    }
+
+    /// A path for error messages: `[a, b, NULL]`.
+    fn describe(&self, path: &[u32]) -> String {
+        let names: Vec<&str> = path
+            .iter()
+            .map(|&id| {
+                self.channels
+                    .names
+                    .get(id as usize)
+                    .map_or("NULL", String::as_str)
+            })
+            .collect();
+        format!("[{}]", names.join(", "))
+    }
+
+    /// Renumbers channels in name order and sorts the paths (see [`AggregatedPaths`]).
+    fn finish(self) -> AggregatedPaths {
+        let mut order: Vec<u32> = (0..self.channels.names.len() as u32).collect();
+        order.sort_by(|&a, &b| {
+            self.channels.names[a as usize].cmp(&self.channels.names[b as usize])
+        });
+        let mut renumbered = vec![0u32; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            renumbered[old as usize] = new as u32;
+        }
+        let mut names = self.channels.names;
+        let channels = order
+            .iter()
+            .map(|&old| std::mem::take(&mut names[old as usize]))
+            .collect();
+        let mut paths: Vec<AggregatedPath> = self
+            .paths
+            .into_iter()
+            .map(|(mut path, totals)| {
+                for id in path.iter_mut() {
+                    *id = renumbered[*id as usize];
+                }
+                AggregatedPath {
+                    channels: path,
+                    totals,
+                }
+            })
+            .collect();
+        paths.sort_by(|a, b| a.channels.cmp(&b.channels));
+        AggregatedPaths {
+            channels,
+            paths,
+            unattributed: self.unattributed,
+        }
+    }
+}
+
+/// Memory accounted per distinct path besides its channel ids: the map entry and the boxed slice.
+const BYTES_PER_PATH: usize = 64;
+/// Memory accounted per channel besides its name (stored twice): map entry and `String`s.
+const BYTES_PER_CHANNEL: usize = 80;
+
+// --------------------------------------------------------------------------------- channel credit
+
+/// One channel's credit in a model's per-channel output.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct ChannelCredit {
+    pub conversions: f64,
+    pub revenue: f64,
+    /// The model's own measure (removal effect, share); NULL when undefined.
+    pub measure: Option<f64>,
+}
+
+/// `channel, conversions, revenue, <measure>`.
+pub(crate) fn credits_schema(measure: &str) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("channel", DataType::Utf8, false),
+        Field::new("conversions", DataType::Float64, false),
+        Field::new("revenue", DataType::Float64, false),
+        Field::new(measure, DataType::Float64, true),
+    ]))
+}
+
+/// One row per channel (in name order, `credits[i]` for `paths.channels[i]`), then the
+/// `(unattributed)` row when conversions had no channel.
+pub(crate) fn credits_batch(
+    schema: &SchemaRef,
+    paths: &AggregatedPaths,
+    credits: &[ChannelCredit],
+    unattributed_measure: Option<f64>,
+) -> Result<RecordBatch> {
+    if credits.len() != paths.channels.len() {
+        return internal_err!(
+            "{} credits for {} channels",
+            credits.len(),
+            paths.channels.len()
+        );
+    }
+    let mut rows: Vec<(&str, ChannelCredit)> = paths
+        .channels
+        .iter()
+        .map(String::as_str)
+        .zip(credits.iter().copied())
+        .collect();
+    if paths.unattributed.conversions > 0.0 {
+        rows.push((
+            UNATTRIBUTED,
+            ChannelCredit {
+                conversions: paths.unattributed.conversions,
+                revenue: paths.unattributed.revenue,
+                measure: unattributed_measure,
+            },
+        ));
+    }
+    let mut channel = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+    for (name, _) in &rows {
+        channel.append_value(name);
+    }
+    let conversions: Float64Array = rows.iter().map(|(_, c)| Some(c.conversions)).collect();
+    let revenue: Float64Array = rows.iter().map(|(_, c)| Some(c.revenue)).collect();
+    let measure: Float64Array = rows.iter().map(|(_, c)| c.measure).collect();
+    Ok(RecordBatch::try_new(
+        Arc::clone(schema),
+        vec![
+            Arc::new(channel.finish()),
+            Arc::new(conversions),
+            Arc::new(revenue),
+            Arc::new(measure),
+        ],
+    )?)
+}
+
+// --------------------------------------------------------------------------- table and operator
+
+/// A data-driven model over aggregated paths.
+pub(crate) trait PathsModel: fmt::Debug + Send + Sync + 'static {
+    /// The SQL function, for messages.
+    fn function(&self) -> &'static str;
+    /// The model's parameters for `EXPLAIN`, e.g. `order=2, output=credits`.
+    fn parameters(&self) -> String;
+    /// The output schema; fixed by the arguments.
+    fn schema(&self) -> SchemaRef;
+    /// Computes the output from the whole input.
+    fn attribute(&self, paths: &AggregatedPaths) -> Result<RecordBatch>;
+}
+
+/// The table a paths table function returns: planning of the paths query waits for `scan`.
+#[derive(Debug)]
+pub(crate) struct PathsModelTable {
+    source: PathsSource,
+    model: Arc<dyn PathsModel>,
+}
+
+impl PathsModelTable {
+    pub(crate) fn new(source: PathsSource, model: Arc<dyn PathsModel>) -> Self {
+        Self { source, model }
+    }
+}
+
+#[async_trait]
+impl TableProvider for PathsModelTable {
+    fn schema(&self) -> SchemaRef {
+        self.model.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = self.source.plan(self.model.function(), state).await?;
+        Ok(Arc::new(PathsModelExec::try_new(
+            input,
+            Arc::clone(&self.model),
+            projection.cloned(),
+        )?))
+    }
+}
+
+/// Runs a [`PathsModel`] over its whole input and emits the model's output (one partition).
+#[derive(Debug)]
+pub(crate) struct PathsModelExec {
+    input: Arc<dyn ExecutionPlan>,
+    model: Arc<dyn PathsModel>,
+    projection: Option<Vec<usize>>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl PathsModelExec {
+    fn try_new(
+        input: Arc<dyn ExecutionPlan>,
+        model: Arc<dyn PathsModel>,
+        projection: Option<Vec<usize>>,
+    ) -> Result<Self> {
+        let full = model.schema();
+        let schema = match &projection {
+            Some(indices) => Arc::new(full.project(indices)?),
+            None => full,
+        };
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        Ok(Self {
+            input,
+            model,
+            projection,
+            schema,
+            properties,
+        })
+    }
+}
+
+impl DisplayAs for PathsModelExec {
+    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "PathsModelExec: {}({})",
+            self.model.function(),
+            self.model.parameters()
+        )
+    }
+}
+
+impl ExecutionPlan for PathsModelExec {
+    fn name(&self) -> &str {
+        "PathsModelExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn input_distribution_requirements(&self) -> InputDistributionRequirements {
+        InputDistributionRequirements::new(vec![Distribution::SinglePartition])
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return internal_err!("PathsModelExec has one child, got {}", children.len());
+        }
+        Ok(Arc::new(Self::try_new(
+            children.swap_remove(0),
+            Arc::clone(&self.model),
+            self.projection.clone(),
+        )?))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return internal_err!("PathsModelExec has one output partition, got {partition}");
+        }
+        let input = execute_stream(Arc::clone(&self.input), Arc::clone(&context))?;
+        let reservation = MemoryConsumer::new(format!("PathsModelExec[{}]", self.model.function()))
+            .register(context.memory_pool());
+        let model = Arc::clone(&self.model);
+        let projection = self.projection.clone();
+        let output = futures::stream::once(async move {
+            // The reservation lives until the output is built: the paths are held until then.
+            let paths = aggregate_input(model.function(), input, &reservation).await?;
+            let batch = model.attribute(&paths)?;
+            drop(reservation);
+            match &projection {
+                Some(indices) => Ok(batch.project(indices)?),
+                None => Ok(batch),
+            }
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            output,
+        )))
+    }
+}
+
+async fn aggregate_input(
+    function: &str,
+    mut input: SendableRecordBatchStream,
+    reservation: &MemoryReservation,
+) -> Result<AggregatedPaths> {
+    let mut aggregator = PathAggregator::new(function);
+    while let Some(batch) = input.next().await {
+        aggregator.add_batch(&batch?)?;
+        reservation.try_resize(aggregator.bytes + aggregator.channels.bytes)?;
+    }
+    Ok(aggregator.finish())
+}
+
+/// The schema of `from_state, to_state, probability` outputs.
+pub(crate) static TRANSITIONS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("from_state", DataType::Utf8, false),
+        Field::new("to_state", DataType::Utf8, false),
+        Field::new("probability", DataType::Float64, false),
+    ]))
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{
+        DictionaryArray, LargeListArray, LargeStringArray, ListArray, StringViewArray,
+    };
+    use datafusion::arrow::buffer::OffsetBuffer;
+    use datafusion::arrow::datatypes::Int32Type;
+
+    fn totals(conversions: f64, revenue: f64, nulls: f64) -> PathTotals {
+        PathTotals {
+            conversions,
+            revenue,
+            nulls,
+        }
+    }
+
+    /// `[b, a]`, `[]`, `[a]`, `[b, a]` as a List over `values`.
+    fn batch_with_values(values: ArrayRef, large: bool) -> RecordBatch {
+        let offsets = [0usize, 2, 2, 3, 5];
+        let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+        let path: ArrayRef = if large {
+            Arc::new(LargeListArray::new(
+                field,
+                OffsetBuffer::new(offsets.iter().map(|&o| o as i64).collect()),
+                values,
+                None,
+            ))
+        } else {
+            Arc::new(ListArray::new(
+                field,
+                OffsetBuffer::new(offsets.iter().map(|&o| o as i32).collect()),
+                values,
+                None,
+            ))
+        };
+        let number = |v: [f64; 4]| -> ArrayRef { Arc::new(Float64Array::from(v.to_vec())) };
+        RecordBatch::try_from_iter(vec![
+            ("path", path),
+            ("conversions", number([1.0, 2.0, 0.0, 0.5])),
+            ("revenue", number([10.0, 7.0, 0.0, 5.0])),
+            ("nulls", number([3.0, 0.0, 4.0, 1.0])),
+        ])
+        .unwrap()
+    }
+
+    fn aggregate(batch: &RecordBatch) -> Result<AggregatedPaths> {
+        let mut aggregator = PathAggregator::new("f");
+        aggregator.add_batch(batch)?;
+        Ok(aggregator.finish())
+    }
+
+    #[test]
+    fn reads_every_list_and_string_encoding_the_same() -> Result<()> {
+        let names = ["b", "a", "a", "b", "a"];
+        let dictionary: DictionaryArray<Int32Type> = names.into_iter().collect();
+        let encodings: Vec<ArrayRef> = vec![
+            Arc::new(datafusion::arrow::array::StringArray::from(names.to_vec())),
+            Arc::new(LargeStringArray::from(names.to_vec())),
+            Arc::new(StringViewArray::from(names.to_vec())),
+            Arc::new(dictionary),
+        ];
+        let expected = AggregatedPaths {
+            channels: vec!["a".into(), "b".into()],
+            paths: vec![
+                AggregatedPath {
+                    channels: vec![0].into(),
+                    totals: totals(0.0, 0.0, 4.0),
+                },
+                AggregatedPath {
+                    channels: vec![1, 0].into(),
+                    totals: totals(1.5, 15.0, 4.0),
+                },
+            ],
+            unattributed: totals(2.0, 7.0, 0.0),
+        };
+        for values in encodings {
+            for large in [false, true] {
+                let data_type = values.data_type().clone();
+                let paths = aggregate(&batch_with_values(Arc::clone(&values), large))?;
+                assert_eq!(paths, expected, "{data_type} large={large}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn reads_sliced_lists() -> Result<()> {
+        let values: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(vec![
+            "x", "a", "b", "y", "z",
+        ]));
+        let batch = batch_with_values(values, false).slice(2, 2);
+        let paths = aggregate(&batch)?;
+        // rows 2 and 3 are [b] and [y, z]: "x" and "a", in the unused part, are not channels
+        assert_eq!(
+            paths.channels,
+            vec!["b".to_string(), "y".to_string(), "z".to_string()]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn bad_rows_are_errors_naming_column_and_path() {
+        let values: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(vec![
+            Some("b"),
+            None,
+            Some("a"),
+            Some("b"),
+            Some("a"),
+        ]));
+        let err = aggregate(&batch_with_values(values, false))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("f: column 'path' has a NULL channel at position 2 in [b, NULL]"),
+            "{err}"
+        );
+
+        let names: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(vec![
+            "b", "a", "a", "b", "a",
+        ]));
+        let batch = batch_with_values(names, false);
+        let with_column = |index: usize, values: Vec<Option<f64>>| {
+            let mut columns = batch.columns().to_vec();
+            columns[index] = Arc::new(Float64Array::from(values));
+            let names = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect::<Vec<_>>();
+            RecordBatch::try_from_iter(names.into_iter().zip(columns)).unwrap()
+        };
+        let err = aggregate(&with_column(2, vec![Some(1.0), None, Some(0.0), Some(1.0)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("column 'revenue' is NULL for path []"),
+            "{err}"
+        );
+        let err = aggregate(&with_column(
+            1,
+            vec![Some(-1.0), Some(1.0), Some(0.0), Some(1.0)],
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(
+                "column 'conversions' must be a finite number >= 0, got -1 for path [b, a]"
+            ),
+            "{err}"
+        );
+        let err = aggregate(&with_column(
+            3,
+            vec![Some(f64::NAN), Some(1.0), Some(0.0), Some(1.0)],
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("column 'nulls' must be a finite number >= 0, got NaN"),
+            "{err}"
+        );
+        let err = aggregate(&with_column(
+            2,
+            vec![Some(1.0), Some(1.0), Some(3.0), Some(1.0)],
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("path [a] has revenue 3 but no conversions"),
+            "{err}"
+        );
+
+        let reserved: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(vec![
+            "b", "(null)", "a", "b", "a",
+        ]));
+        let err = aggregate(&batch_with_values(reserved, false))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'(null)' cannot be a channel name"), "{err}");
+    }
+
+    #[test]
+    fn held_paths_are_accounted_in_the_memory_pool() -> Result<()> {
+        use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
+        let names: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(vec![
+            "b", "a", "a", "b", "a",
+        ]));
+        let batch = batch_with_values(names, false);
+        let stream = |batch: &RecordBatch| -> SendableRecordBatchStream {
+            Box::pin(RecordBatchStreamAdapter::new(
+                batch.schema(),
+                futures::stream::iter(vec![Ok(batch.clone())]),
+            ))
+        };
+        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 20));
+        let reservation = MemoryConsumer::new("PathsModelExec[f]").register(&pool);
+        futures::executor::block_on(aggregate_input("f", stream(&batch), &reservation))?;
+        // two distinct paths and two channels
+        assert!(reservation.size() >= 2 * BYTES_PER_PATH + 2 * BYTES_PER_CHANNEL);
+
+        let small: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(100));
+        let reservation = MemoryConsumer::new("PathsModelExec[f]").register(&small);
+        let err = futures::executor::block_on(aggregate_input("f", stream(&batch), &reservation))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Resources exhausted"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn table_names_and_queries() -> Result<()> {
+        let source = |text: &str| {
+            PathsSource::from_argument("f", Some(&Expr::Literal(ScalarValue::from(text), None)))
+        };
+        assert_eq!(source(" SELECT * FROM t")?.sql, "SELECT * FROM t");
+        assert_eq!(
+            source("(with x as (select 1) select * from x)")?.sql,
+            "(with x as (select 1) select * from x)"
+        );
+        assert_eq!(source("values ([1], 1)")?.sql, "values ([1], 1)");
+        assert_eq!(source("paths")?.sql, "SELECT * FROM paths");
+        assert_eq!(source("with_paths")?.sql, "SELECT * FROM with_paths");
+        assert_eq!(source("selected")?.sql, "SELECT * FROM selected");
+        assert_eq!(
+            source("s.\"My Paths\"")?.sql,
+            "SELECT * FROM s.\"My Paths\""
+        );
+        assert!(source("  ").is_err());
+        let err = PathsSource::from_argument(
+            "f",
+            Some(&Expr::Literal(ScalarValue::Int64(Some(1)), None)),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("f: argument 'paths' must be a string literal"),
+            "{err}"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,392 @@
+//! The identity graph read from the edges relation: interned identifiers with their first/last
+//! sighting and edge count, the edges as node-id pairs, and what was dropped on the way.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::common::{Result, exec_err, plan_err};
+
+use super::interner::{IdentifierInterner, NameInterner, StringColumn, TimestampColumn};
+
+/// The columns the edges relation of `identity_stitch` must have (in any order).
+pub const EDGE_COLUMNS: [&str; 6] = ["a_type", "a_value", "b_type", "b_value", "ts", "source"];
+
+/// Identifier types are a short configured list (e-mail, phone, card, ...); thousands of them
+/// mean the type and value columns were mixed up, which is reported rather than processed.
+pub(crate) const MAX_ID_TYPES: usize = 4096;
+
+/// "No timestamp" in the per-node and per-edge timestamp vectors: sorts after every real one.
+pub(crate) const NO_TS: i64 = i64::MAX;
+
+/// Positions of [`EDGE_COLUMNS`] in the input schema, checked at planning time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EdgeColumns {
+    indices: [usize; 6],
+}
+
+impl EdgeColumns {
+    /// Finds and type-checks the edge columns; a plan error names what is missing or mistyped
+    /// and the columns that were found.
+    pub(crate) fn try_new(schema: &Schema) -> Result<Self> {
+        let found = || {
+            schema
+                .fields()
+                .iter()
+                .map(|f| format!("{} {}", f.name(), f.data_type()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut indices = [0; 6];
+        for (slot, name) in EDGE_COLUMNS.iter().enumerate() {
+            let Ok(index) = schema.index_of(name) else {
+                return plan_err!(
+                    "identity_stitch: the edges relation has no column '{name}'; it needs {} and has: {}",
+                    EDGE_COLUMNS.join(", "),
+                    found()
+                );
+            };
+            let data_type = schema.field(index).data_type();
+            let ok = if *name == "ts" {
+                matches!(data_type, DataType::Timestamp(_, _) | DataType::Null)
+            } else {
+                is_string(data_type)
+            };
+            if !ok {
+                let expected = if *name == "ts" {
+                    "a timestamp"
+                } else {
+                    "a string"
+                };
+                return plan_err!(
+                    "identity_stitch: column '{name}' of the edges relation must be {expected}, got {data_type}; the relation has: {}",
+                    found()
+                );
+            }
+            indices[slot] = index;
+        }
+        Ok(Self { indices })
+    }
+}
+
+fn is_string(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => true,
+        DataType::Dictionary(_, value) => is_string(value),
+        _ => false,
+    }
+}
+
+/// One link between two distinct identifiers, with its earliest evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Edge {
+    /// Microseconds since the epoch, [`NO_TS`] when unknown.
+    pub ts: i64,
+    pub a: u32,
+    pub b: u32,
+    /// Source name id in [`Graph::sources`], [`NO_SOURCE`] when NULL.
+    pub source: u32,
+}
+
+pub(crate) const NO_SOURCE: u32 = u32::MAX;
+
+/// Endpoints dropped while reading, reported in the audit.
+#[derive(Debug, Default)]
+pub(crate) struct DroppedEndpoints {
+    /// Per type id: endpoints with a type but a NULL or empty value.
+    pub empty_value: Vec<u64>,
+    /// Endpoints with a value but a NULL or empty type.
+    pub empty_type: u64,
+    /// Rows naming no identifier at all (every type and value NULL or blank).
+    pub empty_rows: u64,
+}
+
+/// Everything `identity_stitch` keeps from its input.
+#[derive(Debug, Default)]
+pub(crate) struct Graph {
+    pub types: NameInterner,
+    pub sources: NameInterner,
+    pub nodes: IdentifierInterner,
+    /// Per node: earliest and latest timestamp of a row naming it ([`NO_TS`] / `i64::MIN` when
+    /// no row had one).
+    pub first_seen: Vec<i64>,
+    pub last_seen: Vec<i64>,
+    /// Per node: rows linking it to another identifier.
+    pub n_edges: Vec<u32>,
+    pub edges: Vec<Edge>,
+    pub dropped: DroppedEndpoints,
+    /// The type and source of the previous row, to skip hashing repeated names.
+    last_type: Option<u32>,
+    last_source: Option<u32>,
+}
+
+impl Graph {
+    /// Adds every row of `batch`.
+    pub(crate) fn add_batch(&mut self, columns: &EdgeColumns, batch: &RecordBatch) -> Result<()> {
+        let [a_type, a_value, b_type, b_value, ts, source] = columns.indices;
+        let name = |i: usize| EDGE_COLUMNS[i];
+        let a_type = StringColumn::try_new(batch.column(a_type), name(0))?;
+        let a_value = StringColumn::try_new(batch.column(a_value), name(1))?;
+        let b_type = StringColumn::try_new(batch.column(b_type), name(2))?;
+        let b_value = StringColumn::try_new(batch.column(b_value), name(3))?;
+        let ts = TimestampColumn::try_new(batch.column(ts))?;
+        let source = StringColumn::try_new(batch.column(source), name(5))?;
+        self.edges.reserve(batch.num_rows());
+        for row in 0..batch.num_rows() {
+            self.add_row(
+                (a_type.get(row), a_value.get(row)),
+                (b_type.get(row), b_value.get(row)),
+                ts.get(row)?,
+                source.get(row),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Adds one row: `(type, value)` of both endpoints, its timestamp (µs) and source.
+    pub(crate) fn add_row(
+        &mut self,
+        a: (Option<&[u8]>, Option<&[u8]>),
+        b: (Option<&[u8]>, Option<&[u8]>),
+        ts: Option<i64>,
+        source: Option<&[u8]>,
+    ) -> Result<()> {
+        let absent = |(id_type, value): (Option<&[u8]>, Option<&[u8]>)| {
+            id_type.is_none_or(is_blank) && value.is_none_or(is_blank)
+        };
+        let empty_row = absent(a) && absent(b);
+        let a = self.endpoint(a.0, a.1)?;
+        let b = self.endpoint(b.0, b.1)?;
+        let ts = ts.unwrap_or(NO_TS);
+        match (a, b) {
+            (Some(a), Some(b)) if a != b => {
+                let source = match source {
+                    Some(source) => self.intern_source(source)?,
+                    None => NO_SOURCE,
+                };
+                self.edges.push(Edge { ts, a, b, source });
+                for node in [a, b] {
+                    self.seen(node, ts);
+                    let count = &mut self.n_edges[node as usize];
+                    *count = count.saturating_add(1);
+                }
+            }
+            (Some(node), _) | (None, Some(node)) => self.seen(node, ts),
+            (None, None) if empty_row => self.dropped.empty_rows += 1,
+            // Both endpoints dropped: already counted per endpoint.
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// The node of one endpoint; `None` when it is absent or dropped (counted).
+    fn endpoint(&mut self, id_type: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<u32>> {
+        let id_type = id_type.filter(|t| !is_blank(t));
+        let value = value.filter(|v| !is_blank(v));
+        match (id_type, value) {
+            (Some(id_type), Some(value)) => {
+                let type_id = self.intern_type(id_type)?;
+                let (node, new) = self.nodes.intern(type_id, value)?;
+                if new {
+                    self.first_seen.push(NO_TS);
+                    self.last_seen.push(i64::MIN);
+                    self.n_edges.push(0);
+                }
+                Ok(Some(node))
+            }
+            (Some(id_type), None) => {
+                let type_id = self.intern_type(id_type)? as usize;
+                self.dropped.empty_value[type_id] += 1;
+                Ok(None)
+            }
+            (None, Some(_)) => {
+                self.dropped.empty_type += 1;
+                Ok(None)
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn intern_type(&mut self, id_type: &[u8]) -> Result<u32> {
+        // Types repeat row after row: compare with the previous one before hashing.
+        if let Some(last) = self.last_type
+            && self.types.name(last).as_bytes() == id_type
+        {
+            return Ok(last);
+        }
+        let (type_id, new) = self.types.intern(id_type)?;
+        self.last_type = Some(type_id);
+        if new {
+            if self.types.len() > MAX_ID_TYPES {
+                return exec_err!(
+                    "identity_stitch: more than {MAX_ID_TYPES} distinct identifier types in a_type/b_type (the latest: {:?}); are the type and value columns swapped?",
+                    String::from_utf8_lossy(id_type)
+                );
+            }
+            self.dropped.empty_value.push(0);
+        }
+        Ok(type_id)
+    }
+
+    fn intern_source(&mut self, source: &[u8]) -> Result<u32> {
+        if let Some(last) = self.last_source
+            && self.sources.name(last).as_bytes() == source
+        {
+            return Ok(last);
+        }
+        let (source_id, _) = self.sources.intern(source)?;
+        self.last_source = Some(source_id);
+        Ok(source_id)
+    }
+
+    fn seen(&mut self, node: u32, ts: i64) {
+        if ts == NO_TS {
+            return;
+        }
+        let i = node as usize;
+        self.first_seen[i] = self.first_seen[i].min(ts);
+        self.last_seen[i] = self.last_seen[i].max(ts);
+    }
+
+    pub(crate) fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Heap bytes held, for memory accounting.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.nodes.allocated_bytes()
+            + (self.first_seen.capacity() + self.last_seen.capacity()) * size_of::<i64>()
+            + self.n_edges.capacity() * size_of::<u32>()
+            + self.edges.capacity() * size_of::<Edge>()
+    }
+}
+
+/// NULL, empty and whitespace-only values identify nobody.
+fn is_blank(value: &[u8]) -> bool {
+    value.iter().all(u8::is_ascii_whitespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{Field, TimeUnit};
+
+    fn schema(fields: &[(&str, DataType)]) -> Schema {
+        Schema::new(
+            fields
+                .iter()
+                .map(|(n, t)| Field::new(*n, t.clone(), true))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn edge_columns_are_found_by_name_in_any_order() -> Result<()> {
+        let ts = DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+        let dict = DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8));
+        let s = schema(&[
+            ("source", DataType::Utf8View),
+            ("ts", ts),
+            ("b_value", DataType::Null),
+            ("b_type", DataType::Null),
+            ("a_value", DataType::LargeUtf8),
+            ("a_type", dict),
+            ("extra", DataType::Int32),
+        ]);
+        assert_eq!(EdgeColumns::try_new(&s)?.indices, [5, 4, 3, 2, 1, 0]);
+        Ok(())
+    }
+
+    #[test]
+    fn missing_or_mistyped_columns_are_plan_errors() {
+        let s = schema(&[("a_type", DataType::Utf8), ("a_value", DataType::Utf8)]);
+        let err = EdgeColumns::try_new(&s).unwrap_err().to_string();
+        assert!(err.contains("Error during planning"), "{err}");
+        assert!(err.contains("has no column 'b_type'"), "{err}");
+        assert!(err.contains("has: a_type Utf8, a_value Utf8"), "{err}");
+
+        let mut fields: Vec<(&str, DataType)> =
+            EDGE_COLUMNS.iter().map(|n| (*n, DataType::Utf8)).collect();
+        let err = EdgeColumns::try_new(&schema(&fields))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("column 'ts' of the edges relation must be a timestamp, got Utf8"),
+            "{err}"
+        );
+        fields[4].1 = DataType::Timestamp(TimeUnit::Second, None);
+        fields[1].1 = DataType::Int64;
+        let err = EdgeColumns::try_new(&schema(&fields))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("column 'a_value' of the edges relation must be a string, got Int64"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rows_become_nodes_edges_and_drop_counts() -> Result<()> {
+        let mut graph = Graph::default();
+        let e = |s: &'static str| Some(s.as_bytes());
+        graph.add_row(
+            (e("email"), e("a@x")),
+            (e("phone"), e("+1")),
+            Some(10),
+            e("web"),
+        )?;
+        graph.add_row((e("email"), e("a@x")), (None, None), Some(5), None)?;
+        graph.add_row(
+            (e("email"), e("a@x")),
+            (e("email"), e("a@x")),
+            Some(50),
+            e("web"),
+        )?;
+        graph.add_row((e("email"), e(" ")), (e("phone"), e("+1")), None, e("pos"))?;
+        graph.add_row((None, e("v")), (None, None), None, None)?;
+        graph.add_row((None, None), (None, None), None, None)?;
+        assert_eq!(graph.node_count(), 2);
+        assert_eq!(
+            graph.edges,
+            vec![Edge {
+                ts: 10,
+                a: 0,
+                b: 1,
+                source: 0
+            }]
+        );
+        assert_eq!(graph.first_seen, vec![5, 10]);
+        assert_eq!(graph.last_seen, vec![50, 10]);
+        assert_eq!(graph.n_edges, vec![1, 1]);
+        assert_eq!(graph.dropped.empty_value, vec![1, 0]);
+        assert_eq!(graph.dropped.empty_type, 1);
+        assert_eq!(graph.dropped.empty_rows, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn thousands_of_types_are_an_error() -> Result<()> {
+        let mut graph = Graph::default();
+        for i in 0..MAX_ID_TYPES {
+            let id_type = format!("t{i}");
+            graph.add_row(
+                (Some(id_type.as_bytes()), Some(b"v")),
+                (None, None),
+                None,
+                None,
+            )?;
+        }
+        let err = graph
+            .add_row(
+                (Some(b"ann@x.ru"), Some(b"email")),
+                (None, None),
+                None,
+                None,
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("are the type and value columns swapped?"),
+            "{err}"
+        );
+        Ok(())
+    }
+}

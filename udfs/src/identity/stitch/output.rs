@@ -1,0 +1,194 @@
+//! The relations `identity_stitch` returns (identity map or audit), built in batches.
+
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::{
+    ArrayRef, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::common::Result;
+
+use super::graph::{Graph, NO_TS};
+use super::options::OutputSelector;
+use super::resolve::{NodeStatus, Resolution};
+
+fn timestamp() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// `id_type, id_value, customer_id, first_seen, last_seen, n_edges, status`.
+pub static MAP_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("id_type", DataType::Utf8, false),
+        Field::new("id_value", DataType::Utf8, false),
+        // NULL for blocked identifiers: they belong to no customer.
+        Field::new("customer_id", DataType::Utf8, true),
+        Field::new("first_seen", timestamp(), true),
+        Field::new("last_seen", timestamp(), true),
+        Field::new("n_edges", DataType::Int64, false),
+        Field::new("status", DataType::Utf8, false),
+    ]))
+});
+
+/// `rule, id_type, id_value, action, evidence`.
+pub static AUDIT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("rule", DataType::Utf8, false),
+        Field::new("id_type", DataType::Utf8, true),
+        Field::new("id_value", DataType::Utf8, true),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("evidence", DataType::Utf8, false),
+    ]))
+});
+
+pub(crate) fn output_schema(output: OutputSelector) -> SchemaRef {
+    match output {
+        OutputSelector::Map => Arc::clone(&MAP_SCHEMA),
+        OutputSelector::Audit => Arc::clone(&AUDIT_SCHEMA),
+    }
+}
+
+/// Produces the output batches one at a time, so the whole output is never materialised.
+pub(crate) struct OutputBatches {
+    graph: Graph,
+    resolution: Resolution,
+    output: OutputSelector,
+    projection: Option<Vec<usize>>,
+    batch_size: usize,
+    next: usize,
+    /// `status` text per blocklist rule and per quarantining type, built once.
+    blocked_status: Vec<String>,
+    quarantined_status: Vec<String>,
+}
+
+impl OutputBatches {
+    pub(crate) fn new(
+        graph: Graph,
+        resolution: Resolution,
+        output: OutputSelector,
+        projection: Option<Vec<usize>>,
+        batch_size: usize,
+    ) -> Self {
+        let blocklist = &resolution.blocklist;
+        let blocked_status = (0..blocklist.rule_count() as u32)
+            .map(|rule| format!("blocked:{}", blocklist.rule_name(rule)))
+            .collect();
+        let quarantined_status = graph
+            .types
+            .names()
+            .iter()
+            .map(|t| format!("quarantined:degree_limit:{t}"))
+            .collect();
+        Self {
+            graph,
+            resolution,
+            output,
+            projection,
+            batch_size: batch_size.max(1),
+            next: 0,
+            blocked_status,
+            quarantined_status,
+        }
+    }
+
+    fn rows(&self) -> usize {
+        match self.output {
+            OutputSelector::Map => self.graph.node_count(),
+            OutputSelector::Audit => self.resolution.audit.len(),
+        }
+    }
+
+    fn map_batch(&self, start: usize, end: usize) -> Result<RecordBatch> {
+        let rows = end - start;
+        let graph = &self.graph;
+        let mut id_type = StringBuilder::with_capacity(rows, rows * 8);
+        let mut id_value = StringBuilder::with_capacity(rows, rows * 24);
+        let mut customer_id = StringBuilder::with_capacity(rows, rows * 32);
+        let mut first_seen = TimestampMicrosecondBuilder::with_capacity(rows);
+        let mut last_seen = TimestampMicrosecondBuilder::with_capacity(rows);
+        let mut n_edges = Int64Builder::with_capacity(rows);
+        let mut status = StringBuilder::with_capacity(rows, rows * 8);
+        let mut hex_id = [0u8; 32];
+        for node in start as u32..end as u32 {
+            let i = node as usize;
+            id_type.append_value(graph.types.name(graph.nodes.type_of(node)));
+            id_value.append_value(String::from_utf8_lossy(graph.nodes.value(node)));
+            match self.resolution.customer_id(node) {
+                Some(id) => {
+                    hex::encode_to_slice(id, &mut hex_id).map_err(|e| {
+                        datafusion::common::DataFusionError::Internal(e.to_string())
+                    })?;
+                    customer_id.append_value(String::from_utf8_lossy(&hex_id));
+                }
+                None => customer_id.append_null(),
+            }
+            let first = graph.first_seen[i];
+            first_seen.append_option((first != NO_TS).then_some(first));
+            let last = graph.last_seen[i];
+            last_seen.append_option((last != i64::MIN).then_some(last));
+            n_edges.append_value(i64::from(graph.n_edges[i]));
+            status.append_value(match self.resolution.status[i] {
+                NodeStatus::Linked => "linked",
+                NodeStatus::Blocked(rule) => &self.blocked_status[rule as usize],
+                NodeStatus::Quarantined(t) => &self.quarantined_status[t as usize],
+                NodeStatus::Held => "quarantined:max_component_size",
+            });
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(id_type.finish()),
+            Arc::new(id_value.finish()),
+            Arc::new(customer_id.finish()),
+            Arc::new(first_seen.finish().with_timezone("UTC")),
+            Arc::new(last_seen.finish().with_timezone("UTC")),
+            Arc::new(n_edges.finish()),
+            Arc::new(status.finish()),
+        ];
+        Ok(RecordBatch::try_new(Arc::clone(&MAP_SCHEMA), columns)?)
+    }
+
+    fn audit_batch(&self, start: usize, end: usize) -> Result<RecordBatch> {
+        let rows = &self.resolution.audit[start..end];
+        let mut rule = StringBuilder::new();
+        let mut id_type = StringBuilder::new();
+        let mut id_value = StringBuilder::new();
+        let mut action = StringBuilder::new();
+        let mut evidence = StringBuilder::new();
+        for row in rows {
+            rule.append_value(&row.rule);
+            id_type.append_option(row.id_type.as_deref());
+            id_value.append_option(row.id_value.as_deref());
+            action.append_value(row.action);
+            evidence.append_value(&row.evidence);
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(rule.finish()),
+            Arc::new(id_type.finish()),
+            Arc::new(id_value.finish()),
+            Arc::new(action.finish()),
+            Arc::new(evidence.finish()),
+        ];
+        Ok(RecordBatch::try_new(Arc::clone(&AUDIT_SCHEMA), columns)?)
+    }
+}
+
+impl Iterator for OutputBatches {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rows = self.rows();
+        if self.next >= rows {
+            return None;
+        }
+        let start = self.next;
+        let end = (start + self.batch_size).min(rows);
+        self.next = end;
+        let batch = match self.output {
+            OutputSelector::Map => self.map_batch(start, end),
+            OutputSelector::Audit => self.audit_batch(start, end),
+        };
+        Some(batch.and_then(|batch| match &self.projection {
+            Some(projection) => Ok(batch.project(projection)?),
+            None => Ok(batch),
+        }))
+    }
+}

@@ -1,0 +1,208 @@
+//! The SQL surface: `SELECT * FROM identity_stitch('<edges query or table>' [, '<options>'])`.
+//!
+//! The call validates its arguments and options at planning time; the edges query is planned in
+//! `scan` (asynchronous, with the caller's session: same catalog, functions and object stores),
+//! and runs under [`IdentityStitchExec`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::{Result, internal_err, plan_err};
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{Documentation, Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_macros::user_doc;
+
+use super::exec::IdentityStitchExec;
+use super::options::StitchOptions;
+use super::output::output_schema;
+use crate::DocumentedTableFunction;
+use crate::string_kernel::scalar_str;
+
+const NAME: &str = "identity_stitch";
+
+#[user_doc(
+    doc_section(label = "Identity Functions"),
+    description = r#"Stitches identifiers into customers: a native operator (interning, guards, union-find) over an edges relation, returning the identity map or the audit of every guard action.
+
+The edges relation has the columns `a_type, a_value, b_type, b_value` (strings of any encoding), `ts` (a timestamp of any unit, read as UTC) and `source` (a string); other columns are ignored. A row links identifier `(a_type, a_value)` to `(b_type, b_value)`; a row with `b_*` NULL just records a sighting of `a`. An endpoint with a NULL, empty or blank value (or type) is dropped and counted in the audit. A missing or mistyped column is a planning error.
+
+Output `map` (the default), one row per identifier: `id_type, id_value, customer_id` (32 hex characters; NULL for blocked identifiers), `first_seen, last_seen` (`TIMESTAMP` UTC, µs), `n_edges` (rows linking it to another identifier) and `status`: `linked`, `blocked:<rule>`, `quarantined:degree_limit:<type>` (isolated: its own customer) or `quarantined:max_component_size` (a component the circuit breaker stopped growing).
+Output `audit`, one row per action: `rule, id_type, id_value, action` (`dropped`, `blocked`, `quarantined`, `refused_union`) and `evidence`.
+
+Guards, in this order: (1) blocklists, exact and regex per identifier type, with shipped defaults (`default:zeros` `^\+?[0-]*$` and `default:repeated_digit` for phones and cards, `default:test_email`, `default:noemail`, `default:no_reply`, `default:placeholder_domain` for e-mails); (2) degree quarantine: an identifier linked to more than N distinct identifiers of a type is isolated (defaults: 10 for `app_account_id`, `user_id`, `loyalty_card`, `email`, `phone`); (3) per-customer limits (defaults: 1 `app_account_id`, 1 `user_id`, 3 `phone`): a union that would exceed one is refused; edges are merged strongest first (by the priority of their less trusted identifier type, then time), so weak links are the ones refused; (4) `max_component_size` (default 1000): a union that would exceed it is refused and both components are flagged.
+
+`customer_id` is a hash of the component's anchor: the identifier seen first, ties broken by type priority then value; it is the same on every rebuild from the same data, whatever the input order or parallelism.
+
+Options (a JSON object; unknown keys are errors): `output` (`"map"` | `"audit"`), `default_blocklist` (true), `block` (`{"phone": ["+74951234567"]}`: exact values, e.g. the stores' own phone numbers, compared with the values as they appear in the edges, so pass them normalised), `block_regex` (`{"email": ["@mystore\\.ru$"]}`), `degree_limit` and `limits` (`{"<type>": N}`, each replaces its defaults), `priority` (types, most trusted first; default `app_account_id, user_id, loyalty_card, email, phone, device_id, anonymous_id`, others after by name), `max_component_size` (N or null for none). To block the stores' phones, build the option string from the stores table in the pipeline, e.g. `'{"block": {"phone": ["+74951234567", "+74957654321"]}}'`.
+
+Rows come in no particular order. The edges query is planned and run as a sub-plan of the operator (in a single partition; EXPLAIN shows `IdentityStitchExec`). The operator holds the whole graph in memory (about 80 bytes plus the value per identifier and up to 100 bytes per edge while resolving), reserved in the session's memory pool: over the limit the query fails with a resources-exhausted error naming the graph's size."#,
+    syntax_example = "identity_stitch('<edges query or table>' [, '<options JSON>'])",
+    sql_example = r#"```sql
+> select id_type, id_value, customer_id, status from identity_stitch('select * from (values (''email'', ''ann@shop.ru'', ''phone'', ''+79161234567'', timestamp ''2024-01-01 10:00:00'', ''web'')) t(a_type, a_value, b_type, b_value, ts, source)') order by id_type;
++---------+--------------+----------------------------------+--------+
+| id_type | id_value     | customer_id                      | status |
++---------+--------------+----------------------------------+--------+
+| email   | ann@shop.ru  | 8c14fb482892d4e7fcfc3a2d635ea45c | linked |
+| phone   | +79161234567 | 8c14fb482892d4e7fcfc3a2d635ea45c | linked |
++---------+--------------+----------------------------------+--------+
+```"#,
+    argument(
+        name = "edges",
+        description = "A query (`SELECT …`, `WITH …`, `VALUES …`) or a table name (`edges`, `schema.edges`) giving the edges relation. A string literal."
+    ),
+    argument(
+        name = "options",
+        description = "Optional JSON object of options (see above). A string literal; NULL means the defaults."
+    )
+)]
+#[derive(Debug, Default)]
+pub struct IdentityStitchFunc;
+
+impl DocumentedTableFunction for IdentityStitchFunc {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}
+
+impl TableFunctionImpl for IdentityStitchFunc {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let (edges, options) = match args.exprs() {
+            [edges] => (edges, None),
+            [edges, options] => (edges, Some(options)),
+            other => {
+                return plan_err!(
+                    "{NAME} takes 1 or 2 arguments ('<edges query or table>' [, '<options JSON>']), got {}",
+                    other.len()
+                );
+            }
+        };
+        let Some(edges) = literal(edges, "edges")? else {
+            return plan_err!("{NAME}: argument 'edges' must not be NULL");
+        };
+        let edges_sql = edges_query(edges)?;
+        let options = match options {
+            Some(options) => StitchOptions::parse(literal(options, "options")?)?,
+            None => StitchOptions::default(),
+        };
+        Ok(Arc::new(IdentityStitchTable {
+            edges_sql,
+            options: Arc::new(options),
+        }))
+    }
+}
+
+/// A string literal argument (`None` for a NULL literal).
+fn literal<'a>(expr: &'a Expr, argument: &str) -> Result<Option<&'a str>> {
+    match expr {
+        Expr::Literal(value, _) => match scalar_str(NAME, value) {
+            Ok(text) => Ok(text),
+            Err(_) => plan_err!(
+                "{NAME}: argument '{argument}' must be a string literal, got {}",
+                value.data_type()
+            ),
+        },
+        other => plan_err!(
+            "{NAME}: argument '{argument}' must be a string literal, got the expression {other}"
+        ),
+    }
+}
+
+/// The SQL of the edges relation: a query as given, or `SELECT * FROM <table>` for a table name.
+fn edges_query(edges: &str) -> Result<String> {
+    let text = edges.trim();
+    let first_word: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if text.starts_with('(') || ["select", "with", "values"].contains(&first_word.as_str()) {
+        return Ok(text.to_string());
+    }
+    // Only plain (optionally qualified) names are spliced into SQL; anything else must be a query.
+    let is_identifier = |part: &str| {
+        let mut chars = part.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let parts: Vec<&str> = text.split('.').collect();
+    if parts.len() <= 3 && parts.iter().all(|p| is_identifier(p)) {
+        return Ok(format!("SELECT * FROM {text}"));
+    }
+    plan_err!(
+        "{NAME}: argument 'edges' must be a query (SELECT, WITH or VALUES) or a table name, got {edges:?}"
+    )
+}
+
+/// The relation of one `identity_stitch` call; planning of the edges query is deferred to `scan`.
+#[derive(Debug)]
+struct IdentityStitchTable {
+    edges_sql: String,
+    options: Arc<StitchOptions>,
+}
+
+#[async_trait]
+impl TableProvider for IdentityStitchTable {
+    fn schema(&self) -> SchemaRef {
+        output_schema(self.options.output)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let Some(state) = state.as_any().downcast_ref::<SessionState>() else {
+            return internal_err!("{NAME}: expected a SessionState to plan the edges query");
+        };
+        let plan = state.create_logical_plan(&self.edges_sql).await?;
+        let input = state.create_physical_plan(&plan).await?;
+        Ok(Arc::new(IdentityStitchExec::try_new(
+            input,
+            Arc::clone(&self.options),
+            projection.cloned(),
+        )?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edges_argument_is_a_query_or_a_table_name() -> Result<()> {
+        assert_eq!(edges_query(" select 1 ")?, "select 1");
+        assert_eq!(
+            edges_query("WITH e AS (SELECT 1) SELECT * FROM e")?,
+            "WITH e AS (SELECT 1) SELECT * FROM e"
+        );
+        assert_eq!(edges_query("VALUES (1)")?, "VALUES (1)");
+        assert_eq!(edges_query("edges")?, "SELECT * FROM edges");
+        assert_eq!(
+            edges_query("staging.identity_edges")?,
+            "SELECT * FROM staging.identity_edges"
+        );
+        for bad in ["edges; drop table x", "drop table x", "a.b.c.d", "", "1abc"] {
+            let err = edges_query(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("must be a query (SELECT, WITH or VALUES) or a table name"),
+                "{bad}: {err}"
+            );
+        }
+        Ok(())
+    }
+}

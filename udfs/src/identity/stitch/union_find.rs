@@ -1,0 +1,100 @@
+//! Disjoint sets over dense node ids: union by size with path halving, in flat vectors.
+
+/// A forest of node ids `0..n`; each tree is one component.
+#[derive(Debug)]
+pub(crate) struct UnionFind {
+    parent: Vec<u32>,
+    size: Vec<u32>,
+}
+
+impl UnionFind {
+    /// `n` singleton sets; `n` must fit in `u32` (the interner guarantees it).
+    pub(crate) fn new(n: usize) -> Self {
+        Self {
+            parent: (0..n as u32).collect(),
+            size: vec![1; n],
+        }
+    }
+
+    /// The root of `node`'s set, halving the path on the way.
+    pub(crate) fn find(&mut self, mut node: u32) -> u32 {
+        loop {
+            let parent = self.parent[node as usize];
+            if parent == node {
+                return node;
+            }
+            let grandparent = self.parent[parent as usize];
+            self.parent[node as usize] = grandparent;
+            node = grandparent;
+        }
+    }
+
+    /// The number of nodes in the set whose root is `root`.
+    pub(crate) fn size_of_root(&self, root: u32) -> u32 {
+        self.size[root as usize]
+    }
+
+    /// Joins the sets of two distinct roots; the larger set's root survives (ties: the lower
+    /// id, so the result does not depend on argument order). Returns the surviving root.
+    pub(crate) fn union_roots(&mut self, a: u32, b: u32) -> u32 {
+        let (a_size, b_size) = (self.size[a as usize], self.size[b as usize]);
+        let (root, child) = if a_size > b_size || (a_size == b_size && a < b) {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        self.parent[child as usize] = root;
+        self.size[root as usize] = a_size.saturating_add(b_size);
+        root
+    }
+
+    /// Heap bytes held, for memory accounting.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        (self.parent.capacity() + self.size.capacity()) * size_of::<u32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unions_join_sets_and_track_sizes() {
+        let mut sets = UnionFind::new(6);
+        let r = sets.union_roots(0, 1);
+        assert_eq!(r, 0);
+        let (a, b) = (sets.find(2), sets.find(3));
+        let r2 = sets.union_roots(b, a);
+        assert_eq!(
+            r2, 2,
+            "equal sizes: the lower id survives whatever the order"
+        );
+        let (x, y) = (sets.find(1), sets.find(3));
+        let root = sets.union_roots(x, y);
+        assert_eq!(sets.size_of_root(root), 4);
+        for node in 0..4 {
+            assert_eq!(sets.find(node), root);
+        }
+        assert_eq!(sets.find(4), 4);
+        assert_eq!(sets.size_of_root(5), 1);
+        let r = sets.union_roots(5, root);
+        assert_eq!(r, root, "the larger set's root survives");
+        assert_eq!(sets.size_of_root(root), 5);
+        assert!(sets.allocated_bytes() >= 48);
+    }
+
+    #[test]
+    fn long_chains_are_flattened() {
+        let n = 100_000;
+        let mut sets = UnionFind::new(n);
+        for i in 1..n as u32 {
+            let (a, b) = (sets.find(i - 1), sets.find(i));
+            sets.union_roots(a, b);
+        }
+        let root = sets.find(0);
+        for i in 0..n as u32 {
+            assert_eq!(sets.find(i), root);
+        }
+        assert_eq!(sets.size_of_root(root), n as u32);
+    }
+}
