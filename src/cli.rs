@@ -159,7 +159,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Sql(args) => run_sql(&storage, &declared, &opts, &args).await,
         Command::Tables(args) => list_tables(&storage, &declared, &opts, args.json).await,
-        Command::Demo(args) => crate::demo::run(&storage, &opts, args.customers, args.seed, progress).await,
+        Command::Demo(args) => {
+            crate::demo::run(&storage, &opts, args.customers, args.seed, progress).await
+        }
         Command::Docs => {
             print_stdout(&phygital_udfs::documentation_markdown()?)?;
             Ok(())
@@ -174,7 +176,9 @@ fn engine_options(config: &Config, global: &GlobalArgs) -> Result<EngineOptions>
     }
     if let Some(p) = global.target_partitions {
         if p == 0 {
-            return Err(Error::Usage("--target-partitions must be at least 1".into()));
+            return Err(Error::Usage(
+                "--target-partitions must be at least 1".into(),
+            ));
         }
         opts.target_partitions = p;
     }
@@ -193,7 +197,9 @@ pub fn init_logging(global: &GlobalArgs) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second initialisation (tests calling twice) is harmless: keep the first subscriber.
     let _ = match global.log_format {
         LogFormat::Text => builder.try_init(),
@@ -214,7 +220,9 @@ pub fn progress_bar(len: u64, unit: &str, enabled: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new(len);
-    let template = format!("{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{human_pos}}/{{human_len}} {unit} (eta {{eta}})");
+    let template = format!(
+        "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{human_pos}}/{{human_len}} {unit} (eta {{eta}})"
+    );
     if let Ok(style) = ProgressStyle::with_template(&template) {
         pb.set_style(style);
     }
@@ -222,7 +230,12 @@ pub fn progress_bar(len: u64, unit: &str, enabled: bool) -> ProgressBar {
     pb
 }
 
-async fn generate(out: &str, args: &GenerateArgs, opts: &EngineOptions, progress: bool) -> Result<()> {
+async fn generate(
+    out: &str,
+    args: &GenerateArgs,
+    opts: &EngineOptions,
+    progress: bool,
+) -> Result<()> {
     let root = StorageRoot::parse(out)?;
     let mut gopts = crate::generate::GenerateOptions {
         customers: args.customers,
@@ -254,14 +267,20 @@ pub async fn generate_into(
     let ctx = session::build_context(opts)?;
     let store = root.object_store(&ctx)?;
     let pb = progress_bar(gopts.customers, "customers", progress);
-    let report = crate::generate::generate(store, &root.prefix(), gopts, &|done| pb.set_position(done))
-        .await
-        .map_err(|e| e.context(format!("generating into {root}")))?;
+    let report =
+        crate::generate::generate(store, &root.prefix(), gopts, &|done| pb.set_position(done))
+            .await
+            .map_err(|e| e.context(format!("generating into {root}")))?;
     pb.finish_and_clear();
     Ok(report)
 }
 
-async fn run_sql(storage: &str, declared: &[TableDecl], opts: &EngineOptions, args: &SqlArgs) -> Result<()> {
+async fn run_sql(
+    storage: &str,
+    declared: &[TableDecl],
+    opts: &EngineOptions,
+    args: &SqlArgs,
+) -> Result<()> {
     let sql = match (&args.query, &args.file) {
         (Some(q), None) => q.clone(),
         (None, Some(path)) if path.as_os_str() == "-" => {
@@ -271,10 +290,13 @@ async fn run_sql(storage: &str, declared: &[TableDecl], opts: &EngineOptions, ar
                 .map_err(|e| Error::io("reading SQL from stdin", e))?;
             s
         }
-        (None, Some(path)) => {
-            std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?,
+        (Some(_), Some(_)) => {
+            return Err(Error::Usage(
+                "give the SQL text or -f FILE, not both".into(),
+            ));
         }
-        (Some(_), Some(_)) => return Err(Error::Usage("give the SQL text or -f FILE, not both".into())),
         (None, None) => return Err(Error::Usage("no SQL: give the SQL text or -f FILE".into())),
     };
     if args.format == OutputFormat::Parquet && args.output.is_none() {
@@ -289,27 +311,43 @@ async fn run_sql(storage: &str, declared: &[TableDecl], opts: &EngineOptions, ar
     let mut stdout = std::io::stdout().lock();
     for (i, statement) in statements.into_iter().enumerate() {
         let label = |e: DataFusionError| {
-            if total > 1 { e.context(format!("statement {} of {total}", i + 1)) } else { e }
+            if total > 1 {
+                e.context(format!("statement {} of {total}", i + 1))
+            } else {
+                e
+            }
         };
-        let plan = ctx.state().statement_to_plan(statement).await.map_err(label)?;
+        let plan = ctx
+            .state()
+            .statement_to_plan(statement)
+            .await
+            .map_err(label)?;
         let df = ctx.execute_logical_plan(plan).await.map_err(label)?;
         let is_last = i + 1 == total;
         match (&args.output, is_last) {
             (Some(url), true) => {
-                let rows = output::write_to_url(df, url, args.format).await.map_err(label)?;
+                let rows = output::write_to_url(df, url, args.format)
+                    .await
+                    .map_err(label)?;
                 eprintln!("wrote {rows} rows to {url}");
             }
             _ => {
                 let has_columns = !df.schema().fields().is_empty();
                 let batches = df.collect().await.map_err(label)?;
                 if has_columns {
-                    let format = if args.output.is_some() { OutputFormat::Table } else { args.format };
+                    let format = if args.output.is_some() {
+                        OutputFormat::Table
+                    } else {
+                        args.format
+                    };
                     output::write_batches(&mut stdout, &batches, format)?;
                 }
             }
         }
     }
-    stdout.flush().map_err(|e| Error::io("writing to stdout", e))?;
+    stdout
+        .flush()
+        .map_err(|e| Error::io("writing to stdout", e))?;
     Ok(())
 }
 
@@ -344,7 +382,11 @@ pub async fn summarize_tables(ctx: &SessionContext) -> Result<Vec<TableSummary>>
             .map_err(|e| e.context(format!("counting rows of table '{}'", info.name)))?;
         let rows = batches
             .first()
-            .and_then(|b| b.column(0).as_primitive_opt::<Int64Type>().map(|a| a.value(0)))
+            .and_then(|b| {
+                b.column(0)
+                    .as_primitive_opt::<Int64Type>()
+                    .map(|a| a.value(0))
+            })
             .unwrap_or(0);
         out.push(TableSummary {
             name: info.name,
@@ -381,7 +423,11 @@ pub fn format_table_summaries(tables: &[TableSummary]) -> String {
     }
     let width = tables.iter().map(|t| t.name.len()).max().unwrap_or(0);
     for t in tables {
-        let _ = writeln!(s, "{:width$}  {:>12} rows  {}  {}", t.name, t.rows, t.format, t.location);
+        let _ = writeln!(
+            s,
+            "{:width$}  {:>12} rows  {}  {}",
+            t.name, t.rows, t.format, t.location
+        );
         for c in &t.columns {
             let null = if c.nullable { "" } else { " NOT NULL" };
             let _ = writeln!(s, "    {} {}{null}", c.name, c.data_type);
@@ -390,7 +436,12 @@ pub fn format_table_summaries(tables: &[TableSummary]) -> String {
     s
 }
 
-async fn list_tables(storage: &str, declared: &[TableDecl], opts: &EngineOptions, json: bool) -> Result<()> {
+async fn list_tables(
+    storage: &str,
+    declared: &[TableDecl],
+    opts: &EngineOptions,
+    json: bool,
+) -> Result<()> {
     let started = Instant::now();
     let (ctx, root) = session::open_with_tables(storage, opts, declared).await?;
     let summaries = summarize_tables(&ctx).await?;

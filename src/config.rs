@@ -103,13 +103,16 @@ impl Config {
                 Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
                 other => other,
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Config::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                Ok(Config::default())
+            }
             Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
         }
     }
 
     pub fn parse(text: &str) -> Result<Config> {
-        toml::from_str(text).map_err(|e| Error::Config(e.message().to_string() + &span_hint(text, e.span())))
+        toml::from_str(text)
+            .map_err(|e| Error::Config(e.message().to_string() + &span_hint(text, e.span())))
     }
 
     /// Storage root: `--storage` flag, else `PHYGITAL_STORAGE`, else `[storage] root`, else `./phygital-data`.
@@ -122,7 +125,8 @@ impl Config {
 
     pub fn storage_options(&self) -> StorageOptions {
         StorageOptions {
-            s3_endpoint: env_nonempty("PHYGITAL_S3_ENDPOINT").or_else(|| self.storage.s3_endpoint.clone()),
+            s3_endpoint: env_nonempty("PHYGITAL_S3_ENDPOINT")
+                .or_else(|| self.storage.s3_endpoint.clone()),
             s3_region: self.storage.s3_region.clone(),
             s3_allow_http: self.storage.s3_allow_http,
             allow_instance_credentials: self.storage.allow_instance_credentials
@@ -134,13 +138,16 @@ impl Config {
     /// `PHYGITAL_SPILL_DIR`.
     pub fn engine_options(&self) -> Result<EngineOptions> {
         let mut opts = EngineOptions::default();
-        let memory = env_nonempty("PHYGITAL_MEMORY_LIMIT").or_else(|| self.engine.memory_limit.clone());
+        let memory =
+            env_nonempty("PHYGITAL_MEMORY_LIMIT").or_else(|| self.engine.memory_limit.clone());
         if let Some(m) = memory {
             opts.memory_limit_bytes = parse_size(&m)?;
         }
         let partitions = match env_nonempty("PHYGITAL_TARGET_PARTITIONS") {
             Some(v) => Some(v.parse::<usize>().map_err(|_| {
-                Error::Config(format!("PHYGITAL_TARGET_PARTITIONS must be a positive integer, got '{v}'"))
+                Error::Config(format!(
+                    "PHYGITAL_TARGET_PARTITIONS must be a positive integer, got '{v}'"
+                ))
             })?),
             None => self.engine.target_partitions,
         };
@@ -170,7 +177,9 @@ impl Config {
 /// Parses "512MiB", "4GiB", "2G", "1500000" (bytes) into bytes.
 pub fn parse_size(s: &str) -> Result<usize> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let value: f64 = num
         .parse()
@@ -181,7 +190,11 @@ pub fn parse_size(s: &str) -> Result<usize> {
         "m" | "mb" | "mib" => 1024.0 * 1024.0,
         "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
         "t" | "tb" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        other => return Err(Error::Config(format!("invalid size unit '{other}' in '{s}'"))),
+        other => {
+            return Err(Error::Config(format!(
+                "invalid size unit '{other}' in '{s}'"
+            )));
+        }
     };
     let bytes = value * mult;
     if !(bytes >= 1.0 && bytes < usize::MAX as f64) {
@@ -195,7 +208,8 @@ fn env_nonempty(key: &str) -> Option<String> {
 }
 
 fn env_flag(key: &str) -> bool {
-    env_nonempty(key).is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+    env_nonempty(key)
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
 }
 
 fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
@@ -235,14 +249,21 @@ mod tests {
         let e = c.engine_options().unwrap();
         assert_eq!(e.memory_limit_bytes, 512 << 20);
         assert_eq!(e.target_partitions, 3);
-        assert_eq!(e.storage.s3_endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(
+            e.storage.s3_endpoint.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
     }
 
     #[test]
     fn unknown_keys_are_errors_with_line() {
-        let err = Config::parse("[storage]\nroot = 'x'\nrot = 'y'\n").unwrap_err().to_string();
+        let err = Config::parse("[storage]\nroot = 'x'\nrot = 'y'\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("rot") && err.contains("line 3"), "{err}");
-        let err = Config::parse("[tables.t]\nlocation = 'x'\nformat = 'avro'\n").unwrap_err().to_string();
+        let err = Config::parse("[tables.t]\nlocation = 'x'\nformat = 'avro'\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("avro"), "{err}");
     }
 

@@ -57,14 +57,22 @@ pub const DEMO_QUERIES: &[(&str, &str)] = &[
 ];
 
 /// Runs the demo against `storage` (the embedded default is `./phygital-data`).
-pub async fn run(storage: &str, opts: &EngineOptions, customers: u64, seed: u64, progress: bool) -> Result<()> {
+pub async fn run(
+    storage: &str,
+    opts: &EngineOptions,
+    customers: u64,
+    seed: u64,
+    progress: bool,
+) -> Result<()> {
     let started = Instant::now();
     let root = StorageRoot::parse(storage)?;
     let mut out = std::io::stdout().lock();
     let mut say = |text: &str| -> Result<()> {
         writeln!(out, "{text}").map_err(|e| Error::io("writing to stdout", e))
     };
-    say(&format!("== phygital demo: {customers} customers, seed {seed}, into {root}"))?;
+    say(&format!(
+        "== phygital demo: {customers} customers, seed {seed}, into {root}"
+    ))?;
     let gopts = GenerateOptions {
         customers,
         seed,
@@ -76,13 +84,23 @@ pub async fn run(storage: &str, opts: &EngineOptions, customers: u64, seed: u64,
     let (ctx, _) = session::open(storage, opts).await?;
     say("\n== Tables")?;
     let tables = summarize_tables(&ctx).await?;
-    let names: Vec<_> = tables.iter().map(|t| format!("{} ({} rows)", t.name, t.rows)).collect();
+    let names: Vec<_> = tables
+        .iter()
+        .map(|t| format!("{} ({} rows)", t.name, t.rows))
+        .collect();
     say(&names.join(", "))?;
 
     for (title, sql) in DEMO_QUERIES {
         say(&format!("\n== {title}"))?;
-        let step = |e: datafusion::error::DataFusionError| e.context(format!("demo step '{title}'"));
-        let batches = ctx.sql(sql).await.map_err(step)?.collect().await.map_err(step)?;
+        let step =
+            |e: datafusion::error::DataFusionError| e.context(format!("demo step '{title}'"));
+        let batches = ctx
+            .sql(sql)
+            .await
+            .map_err(step)?
+            .collect()
+            .await
+            .map_err(step)?;
         let mut text = Vec::new();
         write_batches(&mut text, &batches, OutputFormat::Table)?;
         say(String::from_utf8_lossy(&text).trim_end())?;

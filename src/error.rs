@@ -59,7 +59,10 @@ fn one_line_datafusion(e: &DataFusionError) -> String {
     };
     let mut out = String::with_capacity(text.len());
     for part in text.split('\n').map(str::trim).filter(|p| !p.is_empty()) {
-        let part = part.strip_prefix("caused by").map(str::trim).unwrap_or(part);
+        let part = part
+            .strip_prefix("caused by")
+            .map(str::trim)
+            .unwrap_or(part);
         if part.is_empty() {
             continue;
         }
@@ -79,10 +82,15 @@ fn condense_xml_error_body(text: &str) -> String {
         let end = start + text[start..].find(&format!("</{name}>"))?;
         Some(&text[start..end])
     };
-    let (Some(xml_start), Some(code)) = (text.find("<?xml").or_else(|| text.find("<Error>")), tag("Code")) else {
+    let (Some(xml_start), Some(code)) = (
+        text.find("<?xml").or_else(|| text.find("<Error>")),
+        tag("Code"),
+    ) else {
         return text.to_string();
     };
-    let xml_end = text.rfind("</Error>").map_or(text.len(), |i| i + "</Error>".len());
+    let xml_end = text
+        .rfind("</Error>")
+        .map_or(text.len(), |i| i + "</Error>".len());
     let summary = match tag("Message") {
         Some(message) => format!("{code}: {message}"),
         None => code.to_string(),
@@ -125,7 +133,10 @@ mod tests {
     fn syntax_errors_read_well() {
         let e = datafusion::sql::parser::DFParser::parse_sql("SELEC 1").unwrap_err();
         let line = Error::from(e).to_string();
-        assert!(line.starts_with("sql parser error: Expected: an SQL statement, found: SELEC"), "{line}");
+        assert!(
+            line.starts_with("sql parser error: Expected: an SQL statement, found: SELEC"),
+            "{line}"
+        );
     }
 
     #[test]

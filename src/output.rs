@@ -22,7 +22,11 @@ pub enum OutputFormat {
 }
 
 /// Writes `batches` to `out` in `format` (every format but Parquet).
-pub fn write_batches(out: &mut dyn Write, batches: &[RecordBatch], format: OutputFormat) -> Result<()> {
+pub fn write_batches(
+    out: &mut dyn Write,
+    batches: &[RecordBatch],
+    format: OutputFormat,
+) -> Result<()> {
     match format {
         OutputFormat::Table => {
             if batches.iter().all(|b| b.num_rows() == 0) {
@@ -33,7 +37,9 @@ pub fn write_batches(out: &mut dyn Write, batches: &[RecordBatch], format: Outpu
             }
         }
         OutputFormat::Csv => {
-            let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
+            let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *out);
             for b in batches {
                 w.write(b)?;
             }
@@ -101,8 +107,14 @@ mod tests {
 
     fn batch() -> RecordBatch {
         RecordBatch::try_from_iter([
-            ("n", Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef),
-            ("s", Arc::new(StringArray::from(vec![Some("a,b"), Some("ü")])) as ArrayRef),
+            (
+                "n",
+                Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef,
+            ),
+            (
+                "s",
+                Arc::new(StringArray::from(vec![Some("a,b"), Some("ü")])) as ArrayRef,
+            ),
         ])
         .unwrap()
     }
@@ -117,8 +129,14 @@ mod tests {
     fn formats() {
         assert!(render(OutputFormat::Table).contains("| ü "));
         assert_eq!(render(OutputFormat::Csv), "n,s\n1,\"a,b\"\n,ü\n");
-        assert_eq!(render(OutputFormat::Json), "[{\"n\":1,\"s\":\"a,b\"},{\"s\":\"ü\"}]\n");
-        assert_eq!(render(OutputFormat::Ndjson), "{\"n\":1,\"s\":\"a,b\"}\n{\"s\":\"ü\"}\n");
+        assert_eq!(
+            render(OutputFormat::Json),
+            "[{\"n\":1,\"s\":\"a,b\"},{\"s\":\"ü\"}]\n"
+        );
+        assert_eq!(
+            render(OutputFormat::Ndjson),
+            "{\"n\":1,\"s\":\"a,b\"}\n{\"s\":\"ü\"}\n"
+        );
         let mut out = Vec::new();
         assert!(write_batches(&mut out, &[batch()], OutputFormat::Parquet).is_err());
     }

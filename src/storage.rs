@@ -76,8 +76,9 @@ impl StorageRoot {
                 if StoreKind::from_scheme(&scheme.to_ascii_lowercase()).is_none() {
                     return plan_err!("unknown storage scheme '{scheme}' in '{s}': {SCHEMES_HINT}");
                 }
-                let mut url = Url::parse(s)
-                    .map_err(|e| DataFusionError::Plan(format!("invalid storage URL '{s}': {e}")))?;
+                let mut url = Url::parse(s).map_err(|e| {
+                    DataFusionError::Plan(format!("invalid storage URL '{s}': {e}"))
+                })?;
                 if !url.path().ends_with('/') {
                     let p = format!("{}/", url.path());
                     url.set_path(&p);
@@ -87,7 +88,10 @@ impl StorageRoot {
             None => local_dir_url(s)?,
         };
         let Some(kind) = StoreKind::from_scheme(url.scheme()) else {
-            return plan_err!("unknown storage scheme '{}' in '{s}': {SCHEMES_HINT}", url.scheme());
+            return plan_err!(
+                "unknown storage scheme '{}' in '{s}': {SCHEMES_HINT}",
+                url.scheme()
+            );
         };
         if kind != StoreKind::Local && url.host_str().is_none_or(str::is_empty) {
             return plan_err!("storage URL '{s}' has no bucket/container name");
@@ -158,11 +162,15 @@ pub fn store_for_url(url: &Url, opts: &StorageOptions) -> Result<Arc<dyn ObjectS
             } else if opts.s3_allow_http {
                 b = b.with_allow_http(true);
             }
-            let region_from_env = ["AWS_REGION", "AWS_DEFAULT_REGION"].iter().any(|k| std::env::var(k).is_ok());
+            let region_from_env = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .iter()
+                .any(|k| std::env::var(k).is_ok());
             match &opts.s3_region {
                 Some(r) => b = b.with_region(r),
                 // S3-compatible servers ignore the region but signing needs one.
-                None if !region_from_env && opts.s3_endpoint.is_some() => b = b.with_region("us-east-1"),
+                None if !region_from_env && opts.s3_endpoint.is_some() => {
+                    b = b.with_region("us-east-1")
+                }
                 None => {}
             }
             Arc::new(b.build().map_err(|e| store_error(&bucket_url, e))?)
@@ -248,7 +256,11 @@ static AZURE_CREDENTIALS: CredentialSources = CredentialSources {
            AZURE_CLIENT_ID/AZURE_CLIENT_SECRET/AZURE_TENANT_ID)",
 };
 
-fn check_credentials(bucket_url: &str, opts: &StorageOptions, sources: &CredentialSources) -> Result<()> {
+fn check_credentials(
+    bucket_url: &str,
+    opts: &StorageOptions,
+    sources: &CredentialSources,
+) -> Result<()> {
     if opts.allow_instance_credentials {
         return Ok(());
     }
@@ -267,7 +279,13 @@ fn check_credentials(bucket_url: &str, opts: &StorageOptions, sources: &Credenti
     // Name a half-configured set precisely: "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".
     let partial = sources.sets.iter().find_map(|set| {
         let (have, missing): (Vec<&str>, Vec<&str>) = set.iter().partition(|k| present(k));
-        (!have.is_empty()).then(|| format!(" ({} set but {} missing)", have.join(", "), missing.join(", ")))
+        (!have.is_empty()).then(|| {
+            format!(
+                " ({} set but {} missing)",
+                have.join(", "),
+                missing.join(", ")
+            )
+        })
     });
     exec_err!(
         "no {} credentials for {bucket_url}{}: {}; on a cloud VM with an attached identity set \
@@ -302,7 +320,11 @@ impl LazyObjectStoreRegistry {
 }
 
 impl ObjectStoreRegistry for LazyObjectStoreRegistry {
-    fn register_store(&self, url: &Url, store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
+    fn register_store(
+        &self,
+        url: &Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
         if url.scheme() == "file" {
             return self.local.register_store(url, store);
         }
@@ -377,7 +399,10 @@ mod tests {
     fn registry_keys_keep_azure_container() {
         let a = Url::parse("abfss://one@acct.dfs.core.windows.net/p").unwrap();
         let b = Url::parse("abfss://two@acct.dfs.core.windows.net/p").unwrap();
-        assert_ne!(LazyObjectStoreRegistry::key(&a), LazyObjectStoreRegistry::key(&b));
+        assert_ne!(
+            LazyObjectStoreRegistry::key(&a),
+            LazyObjectStoreRegistry::key(&b)
+        );
         let s = Url::parse("s3://bucket/deep/path/file.parquet").unwrap();
         assert_eq!(LazyObjectStoreRegistry::key(&s), "s3://bucket");
     }

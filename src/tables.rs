@@ -10,7 +10,9 @@ use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
@@ -46,10 +48,14 @@ pub async fn discover_tables(store: &dyn ObjectStore, root: &StorageRoot) -> Res
     let listing = store
         .list_with_delimiter((!prefix.as_ref().is_empty()).then_some(&prefix))
         .await
-        .map_err(|e| DataFusionError::ObjectStore(Box::new(e)).context(format!("listing {root}")))?;
+        .map_err(|e| {
+            DataFusionError::ObjectStore(Box::new(e)).context(format!("listing {root}"))
+        })?;
     let mut names = Vec::new();
     for folder in listing.common_prefixes {
-        let Some(name) = folder.filename() else { continue };
+        let Some(name) = folder.filename() else {
+            continue;
+        };
         if name.starts_with(['_', '.']) {
             continue;
         }
@@ -63,9 +69,17 @@ pub async fn discover_tables(store: &dyn ObjectStore, root: &StorageRoot) -> Res
     Ok(names)
 }
 
-async fn has_file_with_extension(store: &dyn ObjectStore, folder: &Path, ext: &str) -> Result<bool> {
+async fn has_file_with_extension(
+    store: &dyn ObjectStore,
+    folder: &Path,
+    ext: &str,
+) -> Result<bool> {
     let mut files = store.list(Some(folder));
-    while let Some(meta) = files.try_next().await.map_err(|e| DataFusionError::ObjectStore(Box::new(e)))? {
+    while let Some(meta) = files
+        .try_next()
+        .await
+        .map_err(|e| DataFusionError::ObjectStore(Box::new(e)))?
+    {
         if meta.location.as_ref().ends_with(ext) {
             return Ok(true);
         }
@@ -111,9 +125,13 @@ pub async fn register_table(ctx: &SessionContext, decl: &TableDecl) -> Result<Ar
     if decl.name.is_empty() {
         return plan_err!("table with location '{}' has an empty name", decl.location);
     }
-    let describe = |e: DataFusionError| e.context(format!("table '{}' at {}", decl.name, decl.location));
+    let describe =
+        |e: DataFusionError| e.context(format!("table '{}' at {}", decl.name, decl.location));
     let table = listing_table(ctx, decl).await.map_err(describe)?;
-    ctx.register_table(TableReference::bare(decl.name.as_str()), Arc::clone(&table) as Arc<dyn TableProvider>)?;
+    ctx.register_table(
+        TableReference::bare(decl.name.as_str()),
+        Arc::clone(&table) as Arc<dyn TableProvider>,
+    )?;
     Ok(table)
 }
 
@@ -129,11 +147,20 @@ async fn listing_table(ctx: &SessionContext, decl: &TableDecl) -> Result<Arc<Lis
     // Declared as Utf8 rather than the inferred Dictionary(UInt16, Utf8): partition values are short strings and
     // functions/joins then see the same type as ordinary string columns.
     let partitions = options.infer_partitions(&state, &url).await?;
-    options = options.with_table_partition_cols(partitions.into_iter().map(|p| (p, DataType::Utf8)).collect());
+    options = options.with_table_partition_cols(
+        partitions
+            .into_iter()
+            .map(|p| (p, DataType::Utf8))
+            .collect(),
+    );
     let config = ListingTableConfig::new(url.clone()).with_listing_options(options);
     let config = match config.infer_schema(&state).await {
         Ok(c) => c,
-        Err(e) => return Err(pinpoint_unreadable_file(ctx, &url, format.as_ref(), ext).await.unwrap_or(e)),
+        Err(e) => {
+            return Err(pinpoint_unreadable_file(ctx, &url, format.as_ref(), ext)
+                .await
+                .unwrap_or(e));
+        }
     };
     Ok(Arc::new(ListingTable::try_new(config)?))
 }
@@ -186,10 +213,16 @@ pub async fn describe_tables(ctx: &SessionContext) -> Result<Vec<TableInfo>> {
     names.sort();
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        let Some(provider) = schema.table(&name).await? else { continue };
+        let Some(provider) = schema.table(&name).await? else {
+            continue;
+        };
         let (location, format) = match provider.downcast_ref::<ListingTable>() {
             Some(t) => (
-                t.table_paths().iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                t.table_paths()
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 format_of(t.options().format.as_ref()),
             ),
             None => (String::from("(in memory)"), TableFormat::Parquet),
@@ -219,7 +252,10 @@ mod tests {
     #[test]
     fn relative_locations_resolve_against_root() {
         let root = StorageRoot::parse("s3://b/p").unwrap();
-        assert_eq!(resolve_location(&root, "dim/stores/"), "s3://b/p/dim/stores/");
+        assert_eq!(
+            resolve_location(&root, "dim/stores/"),
+            "s3://b/p/dim/stores/"
+        );
         assert_eq!(resolve_location(&root, "./x.csv"), "s3://b/p/x.csv");
         assert_eq!(resolve_location(&root, "gs://o/t/"), "gs://o/t/");
         assert_eq!(resolve_location(&root, "/data/t/"), "/data/t/");

@@ -18,7 +18,10 @@ fn scratch(label: &str) -> (TempDir, String) {
 fn phygital(args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_phygital"));
     for (k, _) in std::env::vars() {
-        if ["AWS_", "GOOGLE_", "AZURE_", "PHYGITAL_", "RUST_LOG"].iter().any(|p| k.starts_with(p)) {
+        if ["AWS_", "GOOGLE_", "AZURE_", "PHYGITAL_", "RUST_LOG"]
+            .iter()
+            .any(|p| k.starts_with(p))
+        {
             cmd.env_remove(k);
         }
     }
@@ -32,7 +35,10 @@ fn assert_one_line_error(out: &Output, needles: &[&str]) {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one error line, got:\n{stderr}");
     assert!(lines[0].starts_with("error: "), "{stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
     for n in needles {
         assert!(lines[0].contains(n), "'{n}' not in: {}", lines[0]);
     }
@@ -43,15 +49,25 @@ fn query_without_tables_works_on_a_missing_folder() {
     let (_dir, root) = scratch("missing");
     let missing = format!("{root}/does-not-exist");
     let out = phygital(&["sql", "--storage", &missing, "SELECT 1 + 1 AS two"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("| two |") && stdout.contains("| 2   |"), "{stdout}");
+    assert!(
+        stdout.contains("| two |") && stdout.contains("| 2   |"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn bad_sql_is_one_line() {
     let (_dir, root) = scratch("badsql");
-    assert_one_line_error(&phygital(&["sql", "--storage", &root, "SELEC 1"]), &["SELEC"]);
+    assert_one_line_error(
+        &phygital(&["sql", "--storage", &root, "SELEC 1"]),
+        &["SELEC"],
+    );
     assert_one_line_error(
         &phygital(&["sql", "--storage", &root, "SELECT * FROM nowhere"]),
         &["nowhere"],
@@ -65,8 +81,14 @@ fn bad_sql_is_one_line() {
 
 #[test]
 fn unknown_storage_scheme_is_one_line() {
-    assert_one_line_error(&phygital(&["sql", "--storage", "ftp://host/x", "SELECT 1"]), &["ftp"]);
-    assert_one_line_error(&phygital(&["tables", "--storage", "s3:///nobucket"]), &["bucket"]);
+    assert_one_line_error(
+        &phygital(&["sql", "--storage", "ftp://host/x", "SELECT 1"]),
+        &["ftp"],
+    );
+    assert_one_line_error(
+        &phygital(&["tables", "--storage", "s3:///nobucket"]),
+        &["bucket"],
+    );
 }
 
 #[test]
@@ -80,7 +102,11 @@ fn missing_credentials_are_named_without_network() {
         let out = phygital(&["sql", "--storage", url, "SELECT 1"]);
         assert_one_line_error(&out, &["credentials", needle]);
         // no silent retries against an instance-metadata endpoint
-        assert!(started.elapsed().as_secs() < 20, "{url} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "{url} took {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -94,9 +120,17 @@ fn corrupt_parquet_names_table_and_file() {
         &root,
         &format!("COPY (SELECT 1 AS x) TO '{good}' STORED AS PARQUET"),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::create_dir_all(dir.path().join("broken")).unwrap();
-    std::fs::write(dir.path().join("broken/part-0.parquet"), b"this is not parquet at all").unwrap();
+    std::fs::write(
+        dir.path().join("broken/part-0.parquet"),
+        b"this is not parquet at all",
+    )
+    .unwrap();
     let out = phygital(&["sql", "--storage", &root, "SELECT count(*) FROM good"]);
     assert_one_line_error(&out, &["table 'broken'", "part-0.parquet"]);
 }
@@ -110,19 +144,43 @@ fn tables_lists_folders_with_rows_and_schema() {
         &root
     );
     let out = phygital(&["sql", "--storage", &root, &sql]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::create_dir_all(dir.path().join("_staging")).unwrap();
     let out = phygital(&["tables", "--storage", &root, "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let tables = json.as_array().unwrap();
     assert_eq!(tables.len(), 1, "{json}");
     assert_eq!(tables[0]["name"], "items");
     assert_eq!(tables[0]["rows"], 3);
-    let columns: Vec<_> = tables[0]["columns"].as_array().unwrap().iter().map(|c| c["name"].clone()).collect();
-    assert_eq!(columns, ["id", "kind"], "hive partition column is a column: {json}");
+    let columns: Vec<_> = tables[0]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(
+        columns,
+        ["id", "kind"],
+        "hive partition column is a column: {json}"
+    );
     // the partition column filters like any other
-    let out = phygital(&["sql", "--storage", &root, "--format", "csv", "SELECT sum(id) AS s FROM items WHERE kind = 'a'"]);
+    let out = phygital(&[
+        "sql",
+        "--storage",
+        &root,
+        "--format",
+        "csv",
+        "SELECT sum(id) AS s FROM items WHERE kind = 'a'",
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "s\n4\n");
 }
 
@@ -130,30 +188,87 @@ fn tables_lists_folders_with_rows_and_schema() {
 fn sql_file_and_output_formats() {
     let (dir, root) = scratch("formats");
     let file = dir.path().join("q.sql");
-    std::fs::write(&file, "CREATE TABLE t AS VALUES (1, 'x'), (2, NULL);\nSELECT * FROM t ORDER BY column1;\n").unwrap();
-    let out = phygital(&["sql", "--storage", &root, "-f", file.to_str().unwrap(), "--format", "ndjson"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        &file,
+        "CREATE TABLE t AS VALUES (1, 'x'), (2, NULL);\nSELECT * FROM t ORDER BY column1;\n",
+    )
+    .unwrap();
+    let out = phygital(&[
+        "sql",
+        "--storage",
+        &root,
+        "-f",
+        file.to_str().unwrap(),
+        "--format",
+        "ndjson",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "{\"column1\":1,\"column2\":\"x\"}\n{\"column1\":2}\n"
     );
     let target = format!("{root}/export/out.parquet");
-    let out = phygital(&["sql", "--storage", &root, "--format", "parquet", "--output", &target, "SELECT 42 AS answer"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = phygital(&["sql", "--storage", &root, "--format", "csv", &format!("SELECT answer FROM '{target}'")]);
+    let out = phygital(&[
+        "sql",
+        "--storage",
+        &root,
+        "--format",
+        "parquet",
+        "--output",
+        &target,
+        "SELECT 42 AS answer",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = phygital(&[
+        "sql",
+        "--storage",
+        &root,
+        "--format",
+        "csv",
+        &format!("SELECT answer FROM '{target}'"),
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "answer\n42\n");
-    assert_one_line_error(&phygital(&["sql", "--storage", &root, "--format", "parquet", "SELECT 1"]), &["--output"]);
+    assert_one_line_error(
+        &phygital(&["sql", "--storage", &root, "--format", "parquet", "SELECT 1"]),
+        &["--output"],
+    );
 }
 
 #[test]
 fn demo_runs_end_to_end() {
     let (_dir, root) = scratch("demo");
-    let out = phygital(&["demo", "--storage", &root, "--customers", "1500", "--seed", "7"]);
+    let out = phygital(&[
+        "demo",
+        "--storage",
+        &root,
+        "--customers",
+        "1500",
+        "--seed",
+        "7",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for (title, _) in phygital::demo::DEMO_QUERIES {
-        assert!(stdout.contains(&format!("== {title}")), "missing step '{title}' in:\n{stdout}");
+        assert!(
+            stdout.contains(&format!("== {title}")),
+            "missing step '{title}' in:\n{stdout}"
+        );
     }
-    assert!(stdout.contains("store receipt") && stdout.contains("web order"), "{stdout}");
+    assert!(
+        stdout.contains("store receipt") && stdout.contains("web order"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Parquet tables are under"), "{stdout}");
 }

@@ -216,7 +216,11 @@ mod tests {
         let table_functions = ctx.state().table_functions().clone();
         for function in all_functions() {
             if let PhygitalFunction::Table(f) = function {
-                assert!(table_functions.contains_key(f.name()), "{} not registered", f.name());
+                assert!(
+                    table_functions.contains_key(f.name()),
+                    "{} not registered",
+                    f.name()
+                );
                 documented("table", f.name(), f.documentation());
             }
         }
