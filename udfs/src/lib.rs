@@ -17,6 +17,7 @@ mod arguments;
 pub mod attribution;
 mod documentation;
 pub mod identity;
+mod query_argument;
 mod string_kernel;
 #[cfg(test)]
 mod test_harness;

@@ -1,5 +1,5 @@
-//! Row access to a column of channel paths, shared by the path transforms and
-//! `attribution_weights`.
+//! Row access to a column of channel paths, shared by the path transforms,
+//! `attribution_weights` and the paths input of `markov_attribution` / `shapley_attribution`.
 //!
 //! A path reaches a function as a `List`, `LargeList`, `FixedSizeList` or list view of channel
 //! names in any string encoding (`Utf8`, `LargeUtf8`, `Utf8View`, dictionaries of them, as
@@ -7,6 +7,7 @@
 //! to one of two offset widths over one of three string arrays, once per batch, so the per-row
 //! code reads plain `&str` slices without further dispatch on types.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -204,16 +205,42 @@ impl<'a> PathColumn<'a> {
     /// and returns `true`, or returns `false` (leaving `path` empty) when the path is NULL.
     pub(crate) fn read(&self, row: usize, path: &mut Vec<Option<&'a str>>) -> bool {
         path.clear();
-        if self.nulls.is_some_and(|nulls| nulls.is_null(row)) {
-            return false;
+        match self.channel_range(row) {
+            Some(range) => {
+                path.extend(range.map(|index| self.channel(index)));
+                true
+            }
+            None => false,
         }
-        let (start, end) = match self.offsets {
+    }
+
+    /// The indices (see [`Self::channel`]) of the channels of row `row`, or `None` when the path
+    /// is NULL.
+    pub(crate) fn channel_range(&self, row: usize) -> Option<Range<usize>> {
+        if self.nulls.is_some_and(|nulls| nulls.is_null(row)) {
+            return None;
+        }
+        Some(self.offsets(row, row + 1))
+    }
+
+    /// The indices of the channels of every row: a sliced list shares a larger child array,
+    /// of which the rows use only this part.
+    pub(crate) fn channels_used(&self) -> Range<usize> {
+        self.offsets(0, self.len())
+    }
+
+    /// The channel at `index` of the list values (`None` for NULL).
+    pub(crate) fn channel(&self, index: usize) -> Option<&'a str> {
+        self.channels.get(index)
+    }
+
+    /// Offsets `start` and `end` as indices into the list values.
+    fn offsets(&self, start: usize, end: usize) -> Range<usize> {
+        match self.offsets {
             // Offsets of a valid Arrow list are non-negative and increasing.
-            PathOffsets::Small(offsets) => (offsets[row] as usize, offsets[row + 1] as usize),
-            PathOffsets::Large(offsets) => (offsets[row] as usize, offsets[row + 1] as usize),
-        };
-        path.extend((start..end).map(|index| self.channels.get(index)));
-        true
+            PathOffsets::Small(offsets) => offsets[start] as usize..offsets[end] as usize,
+            PathOffsets::Large(offsets) => offsets[start] as usize..offsets[end] as usize,
+        }
     }
 }
 

@@ -411,23 +411,9 @@ fn state_windows(path: &[u32], order: usize) -> impl Iterator<Item = &[u32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attribution::paths_input::PathTotals;
 
     fn paths(rows: &[(&[&str], f64, f64, f64)]) -> AggregatedPaths {
-        let rows: Vec<(&[&str], PathTotals)> = rows
-            .iter()
-            .map(|&(path, conversions, revenue, nulls)| {
-                (
-                    path,
-                    PathTotals {
-                        conversions,
-                        revenue,
-                        nulls,
-                    },
-                )
-            })
-            .collect();
-        AggregatedPaths::from_rows("markov_attribution", &rows).unwrap()
+        AggregatedPaths::from_numbers("markov_attribution", rows).unwrap()
     }
 
     /// The absorption probabilities by a dense Gaussian elimination of (I − Q) x = r: an

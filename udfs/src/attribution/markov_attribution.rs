@@ -12,8 +12,8 @@ use datafusion_macros::user_doc;
 
 use super::markov::{MAX_ORDER, MarkovChain};
 use super::paths_input::{
-    AggregatedPaths, ChannelCredit, PathsModel, PathsModelTable, PathsSource, TRANSITIONS_SCHEMA,
-    credits_batch, credits_schema, literal_integer, literal_string,
+    AggregatedPaths, ChannelCredit, PathsModel, PathsModelTable, TRANSITIONS_SCHEMA, credits_batch,
+    credits_schema, literal_integer, literal_string, paths_argument,
 };
 use crate::DocumentedTableFunction;
 
@@ -75,7 +75,7 @@ impl TableFunctionImpl for MarkovAttributionFunc {
                 exprs.len()
             );
         }
-        let source = PathsSource::from_argument(NAME, exprs.first())?;
+        let source = paths_argument(NAME, exprs.first())?;
         let order = match exprs.get(1) {
             Some(expr) => literal_integer(NAME, "order", expr)?,
             None => 1,

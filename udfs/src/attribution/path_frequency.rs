@@ -3,17 +3,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::datatypes::{DataType, FieldRef};
-use datafusion::common::utils::take_function_args;
-use datafusion::common::{Result, exec_err, internal_err};
-use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, Volatility,
-};
+use datafusion::common::{Result, exec_err};
+use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarUDF};
 use datafusion_macros::user_doc;
 
 use crate::attribution::path_transform::{
-    PathWriter, map_paths, transform_argument_types, transform_return_field,
+    PathKernel, PathTransformUdf, PathWriter, only_path_argument,
 };
 
 #[user_doc(
@@ -37,55 +32,22 @@ A NULL path is NULL. A NULL channel is an execution error, as a count cannot be 
     related_udf(name = "path_first"),
     related_udf(name = "path_exposure")
 )]
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct PathFrequencyFunc {
-    signature: Signature,
-}
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
+pub struct PathFrequency;
 
-impl Default for PathFrequencyFunc {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// `path_frequency` as a scalar function.
+pub type PathFrequencyFunc = PathTransformUdf<PathFrequency>;
 
-impl PathFrequencyFunc {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+impl PathKernel for PathFrequency {
+    const NAME: &'static str = "path_frequency";
+    type Parameter<'a> = ();
 
-impl ScalarUDFImpl for PathFrequencyFunc {
-    fn name(&self) -> &str {
-        "path_frequency"
+    fn arguments(args: &[ColumnarValue]) -> Result<(&ColumnarValue, ())> {
+        Ok((only_path_argument(Self::NAME, args)?, ()))
     }
 
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        transform_argument_types(self.name(), arg_types, None)
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        internal_err!("{}: return_field_from_args is used instead", self.name())
-    }
-
-    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        Ok(transform_return_field(self.name(), &args))
-    }
-
-    fn is_strict(&self) -> bool {
-        true
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let [path] = take_function_args(self.name(), &args.args)?;
-        map_paths(self.name(), path, |channels, out| {
-            frequency_path(channels, out)
-        })
+    fn transform(_: &(), channels: &[Option<&str>], out: &mut PathWriter<'_>) -> Result<()> {
+        frequency_path(channels, out)
     }
 
     fn documentation(&self) -> Option<&Documentation> {

@@ -3,19 +3,13 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::datatypes::{DataType, FieldRef};
-use datafusion::common::{Result, internal_err, plan_err};
-use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, Volatility,
-};
+use datafusion::common::Result;
+use datafusion::logical_expr::{ColumnarValue, Documentation, ReturnFieldArgs, ScalarUDF};
 use datafusion_macros::user_doc;
 
-use crate::arguments::{invoked_literal, planned_literal};
-use crate::attribution::path_remove_if_not_all::{CHANNEL_ARGUMENT, removed_channel};
+use crate::attribution::path_remove_if_not_all::{channel_arguments, check_planned_channel};
 use crate::attribution::path_transform::{
-    PATH_ARGUMENT, PathWriter, TransformParameter, map_paths, transform_argument_types,
-    transform_return_field,
+    PathKernel, PathTransformUdf, PathWriter, TransformParameter,
 };
 
 #[user_doc(
@@ -42,65 +36,32 @@ The comparison is exact (case-sensitive). A NULL path is NULL; NULL channels in 
     ),
     related_udf(name = "path_remove_if_not_all")
 )]
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct PathRemoveIfLastAndNotAllFunc {
-    signature: Signature,
-}
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
+pub struct PathRemoveIfLastAndNotAll;
 
-impl Default for PathRemoveIfLastAndNotAllFunc {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// `path_remove_if_last_and_not_all` as a scalar function.
+pub type PathRemoveIfLastAndNotAllFunc = PathTransformUdf<PathRemoveIfLastAndNotAll>;
 
-impl PathRemoveIfLastAndNotAllFunc {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+impl PathKernel for PathRemoveIfLastAndNotAll {
+    const NAME: &'static str = "path_remove_if_last_and_not_all";
+    const PARAMETER: Option<TransformParameter> = Some(TransformParameter::Channel);
+    type Parameter<'a> = &'a str;
 
-impl ScalarUDFImpl for PathRemoveIfLastAndNotAllFunc {
-    fn name(&self) -> &str {
-        "path_remove_if_last_and_not_all"
+    fn check_planned_arguments(args: &ReturnFieldArgs) -> Result<()> {
+        check_planned_channel(Self::NAME, args)
     }
 
-    fn signature(&self) -> &Signature {
-        &self.signature
+    fn arguments(args: &[ColumnarValue]) -> Result<(&ColumnarValue, &str)> {
+        channel_arguments(Self::NAME, args)
     }
 
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        transform_argument_types(self.name(), arg_types, Some(TransformParameter::Channel))
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        internal_err!("{}: return_field_from_args is used instead", self.name())
-    }
-
-    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        removed_channel(
-            self.name(),
-            planned_literal(self.name(), CHANNEL_ARGUMENT, &args, 1)?,
-        )?;
-        Ok(transform_return_field(self.name(), &args))
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let (Some(path), 2) = (args.args.first(), args.args.len()) else {
-            return plan_err!(
-                "{}: expected arguments ({PATH_ARGUMENT}, {CHANNEL_ARGUMENT})",
-                self.name()
-            );
-        };
-        let channel = removed_channel(
-            self.name(),
-            invoked_literal(self.name(), CHANNEL_ARGUMENT, &args.args, 1)?,
-        )?;
-        map_paths(self.name(), path, |channels, out| {
-            remove_if_last_and_not_all(channels, channel, out);
-            Ok(())
-        })
+    fn transform(
+        channel: &&str,
+        channels: &[Option<&str>],
+        out: &mut PathWriter<'_>,
+    ) -> Result<()> {
+        remove_if_last_and_not_all(channels, channel, out);
+        Ok(())
     }
 
     fn documentation(&self) -> Option<&Documentation> {

@@ -1,6 +1,8 @@
 //! What the path transform functions (`path_unique`, `path_exposure`, `path_first`,
 //! `path_frequency`, `path_remove_if_not_all`, `path_remove_if_last_and_not_all`,
-//! `path_trim_long`) share: argument checks, the return field and the batch loop.
+//! `path_trim_long`) share: argument checks, the return field, the batch loop and the
+//! `ScalarUDFImpl` itself ([`PathTransformUdf`]); each function's file holds its
+//! [`PathKernel`] with the function's documentation.
 //!
 //! Each transform is its own SQL function, like DataFusion's `array_distinct`/`array_remove`
 //! rather than one `path_transform(path, 'name')`: the arity and argument types differ per
@@ -11,22 +13,126 @@
 //! value like any other (two NULLs are the same channel, as in `GROUP BY`), so nothing is
 //! dropped; the result is always `List<Utf8>`, whatever list and string encoding came in.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::hash::Hash;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, ListBuilder, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{Result, ScalarValue, plan_err};
-use datafusion::logical_expr::{ColumnarValue, ReturnFieldArgs};
+use datafusion::common::utils::take_function_args;
+use datafusion::common::{Result, ScalarValue, internal_err, plan_err};
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
+    Volatility,
+};
 
 use crate::attribution::channel_paths::{DecodedPaths, check_path_type};
 
 /// The name of the path argument in messages and documentation.
 pub(crate) const PATH_ARGUMENT: &str = "path";
 
+/// One path transform: its SQL name, its parameter and what it does to a path.
+pub trait PathKernel: fmt::Debug + Default + PartialEq + Eq + Hash + Send + Sync + 'static {
+    /// The SQL function.
+    const NAME: &'static str;
+    /// The parameter after the path, if any. Without one the function is strict (a NULL path
+    /// is NULL without a call); with one, a NULL parameter is a planning error instead.
+    const PARAMETER: Option<TransformParameter> = None;
+
+    /// The parameter's value for one call (`()` without a parameter).
+    type Parameter<'a>;
+
+    /// Checks the literal parameter once, at planning time.
+    fn check_planned_arguments(_args: &ReturnFieldArgs) -> Result<()> {
+        Ok(())
+    }
+
+    /// The path argument and the parameter's value.
+    fn arguments(args: &[ColumnarValue]) -> Result<(&ColumnarValue, Self::Parameter<'_>)>;
+
+    /// Writes the transformed `channels` of one path.
+    fn transform(
+        parameter: &Self::Parameter<'_>,
+        channels: &[Option<&str>],
+        out: &mut PathWriter<'_>,
+    ) -> Result<()>;
+
+    /// The function's documentation (from its `#[user_doc]`).
+    fn documentation(&self) -> Option<&Documentation>;
+}
+
+/// The path argument of a transform without a parameter.
+pub(crate) fn only_path_argument<'a>(
+    function: &str,
+    args: &'a [ColumnarValue],
+) -> Result<&'a ColumnarValue> {
+    let [path] = take_function_args(function, args)?;
+    Ok(path)
+}
+
+/// A path transform as a scalar function; `K` says which.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct PathTransformUdf<K: PathKernel> {
+    signature: Signature,
+    kernel: K,
+}
+
+impl<K: PathKernel> Default for PathTransformUdf<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: PathKernel> PathTransformUdf<K> {
+    pub fn new() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            kernel: K::default(),
+        }
+    }
+}
+
+impl<K: PathKernel> ScalarUDFImpl for PathTransformUdf<K> {
+    fn name(&self) -> &str {
+        K::NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        transform_argument_types(K::NAME, arg_types, K::PARAMETER)
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        internal_err!("{}: return_field_from_args is used instead", K::NAME)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        K::check_planned_arguments(&args)?;
+        Ok(transform_return_field(K::NAME, &args))
+    }
+
+    fn is_strict(&self) -> bool {
+        K::PARAMETER.is_none()
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (path, parameter) = K::arguments(&args.args)?;
+        map_paths(K::NAME, path, |channels, out| {
+            K::transform(&parameter, channels, out)
+        })
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.kernel.documentation()
+    }
+}
+
 /// The parameter a transform takes after the path, if any.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum TransformParameter {
+pub enum TransformParameter {
     /// A string literal: the channel to remove.
     Channel,
     /// An integer literal: the number of touches to keep.
@@ -105,7 +211,7 @@ fn transformed_path_type() -> DataType {
 }
 
 /// The output of a transform for one path.
-pub(crate) struct PathWriter<'b> {
+pub struct PathWriter<'b> {
     channels: &'b mut StringBuilder,
     scratch: &'b mut String,
 }

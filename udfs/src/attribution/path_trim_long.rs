@@ -2,17 +2,13 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::datatypes::{DataType, FieldRef};
-use datafusion::common::{Result, ScalarValue, internal_err, plan_err};
-use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, Volatility,
-};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::logical_expr::{ColumnarValue, Documentation, ReturnFieldArgs, ScalarUDF};
 use datafusion_macros::user_doc;
 
 use crate::attribution::path_transform::{
-    PATH_ARGUMENT, PathWriter, TransformParameter, map_paths, transform_argument_types,
-    transform_return_field,
+    PATH_ARGUMENT, PathKernel, PathTransformUdf, PathWriter, TransformParameter,
 };
 
 #[user_doc(
@@ -39,66 +35,43 @@ A NULL path is NULL; NULL channels are kept."#,
     ),
     related_udf(name = "path_exposure")
 )]
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct PathTrimLongFunc {
-    signature: Signature,
-}
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
+pub struct PathTrimLong;
 
-impl Default for PathTrimLongFunc {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// `path_trim_long` as a scalar function.
+pub type PathTrimLongFunc = PathTransformUdf<PathTrimLong>;
 
-impl PathTrimLongFunc {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+impl PathKernel for PathTrimLong {
+    const NAME: &'static str = "path_trim_long";
+    const PARAMETER: Option<TransformParameter> = Some(TransformParameter::Count);
+    /// The number of touches to keep.
+    type Parameter<'a> = usize;
 
-impl ScalarUDFImpl for PathTrimLongFunc {
-    fn name(&self) -> &str {
-        "path_trim_long"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        transform_argument_types(self.name(), arg_types, Some(TransformParameter::Count))
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        internal_err!("{}: return_field_from_args is used instead", self.name())
-    }
-
-    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+    fn check_planned_arguments(args: &ReturnFieldArgs) -> Result<()> {
         // Validates `n` once, at planning time.
         let Some(Some(n)) = args.scalar_arguments.get(1) else {
             return plan_err!(
                 "{}: argument '{N_ARGUMENT}' must be an integer literal",
-                self.name()
+                Self::NAME
             );
         };
-        touches_to_keep(self.name(), n)?;
-        Ok(transform_return_field(self.name(), &args))
+        touches_to_keep(Self::NAME, n)?;
+        Ok(())
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let [path, ColumnarValue::Scalar(n)] = args.args.as_slice() else {
+    fn arguments(args: &[ColumnarValue]) -> Result<(&ColumnarValue, usize)> {
+        let [path, ColumnarValue::Scalar(n)] = args else {
             return plan_err!(
                 "{}: expected arguments ({PATH_ARGUMENT}, {N_ARGUMENT}) with '{N_ARGUMENT}' an integer literal",
-                self.name()
+                Self::NAME
             );
         };
-        let keep = touches_to_keep(self.name(), n)?;
-        map_paths(self.name(), path, |channels, out| {
-            trim_long_path(channels, keep, out);
-            Ok(())
-        })
+        Ok((path, touches_to_keep(Self::NAME, n)?))
+    }
+
+    fn transform(keep: &usize, channels: &[Option<&str>], out: &mut PathWriter<'_>) -> Result<()> {
+        trim_long_path(channels, *keep, out);
+        Ok(())
     }
 
     fn documentation(&self) -> Option<&Documentation> {

@@ -1,12 +1,13 @@
 //! The input side shared by the data-driven attribution table functions
-//! (`markov_attribution`, `shapley_attribution`): the paths query argument, its lazy planning
-//! and validation, reading and aggregating its rows, and the operator that runs a model.
+//! (`markov_attribution`, `shapley_attribution`): the paths query argument and the check and
+//! projection of its columns, reading and aggregating its rows, and the model that
+//! [`QueryInputExec`](crate::query_argument::QueryInputExec) runs over them.
 //!
 //! The paths query has the columns `path` (a list of channel names in time order), `conversions`,
 //! `revenue` and `nulls` (non-converting occurrences of the path). The reader accepts `List` and
 //! `LargeList` of `Utf8`, `LargeUtf8`, `Utf8View` or dictionary-encoded strings, and any numeric
-//! type for the counts. It interns channel names once (no allocation per row) and aggregates the
-//! rows by path, so the models work on distinct paths.
+//! type for the counts. It reads the rows through [`DecodedPaths`], interns channel names once (no
+//! allocation per row) and aggregates the rows by path, so the models work on distinct paths.
 //!
 //! Nothing is dropped silently: a NULL path, a NULL channel, a NULL, negative or non-finite
 //! number, or revenue on a path without conversions is an execution error naming the column and
@@ -15,35 +16,17 @@
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
-use async_trait::async_trait;
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, GenericListArray, OffsetSizeTrait, RecordBatch,
-    StringArrayType, StringBuilder,
-};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
-use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{
-    Column, DataFusionError, HashMap, Result, ScalarValue, TableReference, exec_err, internal_err,
-    plan_err,
-};
-use datafusion::execution::context::SessionState;
+use datafusion::common::{Column, HashMap, Result, ScalarValue, exec_err, internal_err, plan_err};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::{
-    Expr, LogicalPlan, LogicalPlanBuilder, TableType, cast as cast_expr,
-};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, InputDistributionRequirements,
-    Partitioning, PlanProperties, execute_stream,
-};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast as cast_expr};
 use futures::StreamExt;
+use futures::stream::BoxStream;
 
-use super::channel_paths::is_channel_type;
+use super::channel_paths::{DecodedPaths, is_channel_type};
+use crate::query_argument::{QueryArgument, QueryArgumentTable, QueryInputOperator};
 
 /// The row of conversions whose path has no channel.
 pub(crate) const UNATTRIBUTED: &str = "(unattributed)";
@@ -62,57 +45,17 @@ const NULL_CHANNEL: u32 = u32::MAX;
 
 /// The first argument of a paths table function: a query (`SELECT …`, `WITH …`, `VALUES …`) or a
 /// table name, kept as SQL text and planned only when the function's table is scanned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PathsSource {
-    sql: String,
-}
-
-impl PathsSource {
-    pub(crate) fn from_argument(function: &str, argument: Option<&Expr>) -> Result<Self> {
-        let Some(argument) = argument else {
-            return plan_err!(
-                "{function}: missing the paths argument: a query or a table name with the columns path, conversions, revenue, nulls"
-            );
-        };
-        let text = literal_string(function, "paths", argument)?;
-        let text = text.trim();
-        if text.is_empty() {
-            return plan_err!("{function}: the paths argument is empty");
-        }
-        let keyword = text
-            .trim_start_matches(|c: char| c == '(' || c.is_whitespace())
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let sql = if matches!(keyword.as_str(), "select" | "with" | "values") {
-            text.to_string()
-        } else {
-            // A table name, resolved (and quoted where needed) like any SQL identifier.
-            format!(
-                "SELECT * FROM {}",
-                TableReference::parse_str(text).to_quoted_string()
-            )
-        };
-        Ok(Self { sql })
+pub(crate) fn paths_argument(function: &str, argument: Option<&Expr>) -> Result<QueryArgument> {
+    let Some(argument) = argument else {
+        return plan_err!(
+            "{function}: missing the paths argument: a query or a table name with the columns path, conversions, revenue, nulls"
+        );
+    };
+    let text = literal_string(function, "paths", argument)?;
+    if text.trim().is_empty() {
+        return plan_err!("{function}: the paths argument is empty");
     }
-
-    /// Plans the query in the caller's session and projects it onto the four input columns, with
-    /// the numbers cast to `Float64`.
-    async fn plan(&self, function: &str, session: &dyn Session) -> Result<Arc<dyn ExecutionPlan>> {
-        let state = session
-            .as_any()
-            .downcast_ref::<SessionState>()
-            .ok_or_else(|| {
-                DataFusionError::Internal(format!("{function}: expected a SessionState"))
-            })?;
-        let plan = state
-            .create_logical_plan(&self.sql)
-            .await
-            .map_err(|e| e.context(format!("{function}: planning the paths query")))?;
-        let plan = project_input_columns(function, plan)?;
-        state.create_physical_plan(&plan).await
-    }
+    QueryArgument::parse(function, "paths", &text)
 }
 
 /// A string literal argument.
@@ -269,6 +212,25 @@ impl AggregatedPaths {
         }
         Ok(aggregator.finish())
     }
+
+    /// [`Self::from_rows`] with each row's totals given as `conversions, revenue, nulls`.
+    #[cfg(test)]
+    pub(crate) fn from_numbers(function: &str, rows: &[(&[&str], f64, f64, f64)]) -> Result<Self> {
+        let rows: Vec<(&[&str], PathTotals)> = rows
+            .iter()
+            .map(|&(path, conversions, revenue, nulls)| {
+                (
+                    path,
+                    PathTotals {
+                        conversions,
+                        revenue,
+                        nulls,
+                    },
+                )
+            })
+            .collect();
+        Self::from_rows(function, &rows)
+    }
 }
 
 /// Channel names interned to dense ids in order of first appearance.
@@ -334,39 +296,25 @@ impl<'a> PathAggregator<'a> {
             return internal_err!("{}: the number columns must be Float64", self.function);
         };
         let numbers = [conversions, revenue, nulls];
-        match path.data_type() {
-            DataType::List(_) => self.add_lists(path.as_list::<i32>(), &numbers)?,
-            DataType::LargeList(_) => self.add_lists(path.as_list::<i64>(), &numbers)?,
-            other => {
-                return internal_err!("{}: column 'path' has type {other}", self.function);
-            }
+        let decoded = DecodedPaths::try_new(self.function, path)?;
+        let paths = decoded.column();
+        // Channel ids of the list values the rows use, interned once per batch.
+        let used = paths.channels_used();
+        let mut ids = Vec::with_capacity(used.len());
+        for index in used.clone() {
+            ids.push(match paths.channel(index) {
+                Some(name) => self.channels.intern(self.function, name)?,
+                None => NULL_CHANNEL,
+            });
         }
-        Ok(())
-    }
-
-    fn add_lists<O: OffsetSizeTrait>(
-        &mut self,
-        lists: &GenericListArray<O>,
-        numbers: &[&Float64Array; 3],
-    ) -> Result<()> {
-        let offsets = lists.value_offsets();
-        let (Some(first), Some(last)) = (offsets.first(), offsets.last()) else {
-            return Ok(());
-        };
-        let (first, last) = (first.as_usize(), last.as_usize());
-        // Only the elements the rows use: a sliced list array shares a larger child array.
-        let values = lists.values().slice(first, last - first);
-        let ids = self.channel_ids(&values)?;
-        for row in 0..lists.len() {
-            let start = offsets[row].as_usize() - first;
-            let end = offsets[row + 1].as_usize() - first;
-            let path = &ids[start..end];
-            if lists.is_null(row) {
+        for row in 0..paths.len() {
+            let Some(range) = paths.channel_range(row) else {
                 return exec_err!(
                     "{}: column 'path' is NULL (use an empty list for conversions without touches)",
                     self.function
                 );
-            }
+            };
+            let path = &ids[range.start - used.start..range.end - used.start];
             if let Some(position) = path.iter().position(|&id| id == NULL_CHANNEL) {
                 return exec_err!(
                     "{}: column 'path' has a NULL channel at position {} in {}",
@@ -427,55 +375,6 @@ impl<'a> PathAggregator<'a> {
             }
         }
         Ok(())
-    }
-
-    /// The channel id of every element of a batch's list values ([`NULL_CHANNEL`] for NULL).
-    fn channel_ids(&mut self, values: &ArrayRef) -> Result<Vec<u32>> {
-        match values.data_type() {
-            DataType::Utf8 => self.intern_all(values.as_string::<i32>()),
-            DataType::LargeUtf8 => self.intern_all(values.as_string::<i64>()),
-            DataType::Utf8View => self.intern_all(values.as_string_view()),
-            DataType::Null => Ok(vec![NULL_CHANNEL; values.len()]),
-            DataType::Dictionary(_, _) => {
-                // Intern each dictionary value once, and only if some element uses it.
-                let dictionary = values.as_any_dictionary();
-                let strings = cast(dictionary.values(), &DataType::Utf8)?;
-                let strings = strings.as_string::<i32>();
-                let mut resolved: Vec<Option<u32>> = vec![None; strings.len()];
-                let nulls = values.logical_nulls();
-                let mut ids = Vec::with_capacity(values.len());
-                for (index, key) in dictionary.normalized_keys().into_iter().enumerate() {
-                    if nulls.as_ref().is_some_and(|n| n.is_null(index)) {
-                        ids.push(NULL_CHANNEL);
-                        continue;
-                    }
-                    let id = match resolved.get(key).copied().flatten() {
-                        Some(id) => id,
-                        None => {
-                            let id = self.channels.intern(self.function, strings.value(key))?;
-                            if let Some(slot) = resolved.get_mut(key) {
-                                *slot = Some(id);
-                            }
-                            id
-                        }
-                    };
-                    ids.push(id);
-                }
-                Ok(ids)
-            }
-            other => internal_err!("{}: path elements of type {other}", self.function),
-        }
-    }
-
-    fn intern_all<'s, S: StringArrayType<'s>>(&mut self, strings: S) -> Result<Vec<u32>> {
-        let mut ids = Vec::with_capacity(strings.len());
-        for value in strings.iter() {
-            ids.push(match value {
-                Some(name) => self.channels.intern(self.function, name)?,
-                None => NULL_CHANNEL,
-            });
-        }
-        Ok(ids)
     }
 
     /// A path for error messages: `[a, b, NULL]`.
@@ -619,161 +518,51 @@ pub(crate) trait PathsModel: fmt::Debug + Send + Sync + 'static {
 }
 
 /// The table a paths table function returns: planning of the paths query waits for `scan`.
-#[derive(Debug)]
-pub(crate) struct PathsModelTable {
-    source: PathsSource,
-    model: Arc<dyn PathsModel>,
-}
+pub(crate) type PathsModelTable = QueryArgumentTable<dyn PathsModel>;
 
-impl PathsModelTable {
-    pub(crate) fn new(source: PathsSource, model: Arc<dyn PathsModel>) -> Self {
-        Self { source, model }
-    }
-}
-
-#[async_trait]
-impl TableProvider for PathsModelTable {
-    fn schema(&self) -> SchemaRef {
-        self.model.schema()
+/// Runs a [`PathsModel`] over its whole input and emits the model's output.
+impl QueryInputOperator for dyn PathsModel {
+    fn function(&self) -> &'static str {
+        PathsModel::function(self)
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let input = self.source.plan(self.model.function(), state).await?;
-        Ok(Arc::new(PathsModelExec::try_new(
-            input,
-            Arc::clone(&self.model),
-            projection.cloned(),
-        )?))
-    }
-}
-
-/// Runs a [`PathsModel`] over its whole input and emits the model's output (one partition).
-#[derive(Debug)]
-pub(crate) struct PathsModelExec {
-    input: Arc<dyn ExecutionPlan>,
-    model: Arc<dyn PathsModel>,
-    projection: Option<Vec<usize>>,
-    schema: SchemaRef,
-    properties: Arc<PlanProperties>,
-}
-
-impl PathsModelExec {
-    fn try_new(
-        input: Arc<dyn ExecutionPlan>,
-        model: Arc<dyn PathsModel>,
-        projection: Option<Vec<usize>>,
-    ) -> Result<Self> {
-        let full = model.schema();
-        let schema = match &projection {
-            Some(indices) => Arc::new(full.project(indices)?),
-            None => full,
-        };
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Final,
-            Boundedness::Bounded,
-        ));
-        Ok(Self {
-            input,
-            model,
-            projection,
-            schema,
-            properties,
-        })
-    }
-}
-
-impl DisplayAs for PathsModelExec {
-    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "PathsModelExec: {}({})",
-            self.model.function(),
-            self.model.parameters()
-        )
-    }
-}
-
-impl ExecutionPlan for PathsModelExec {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "PathsModelExec"
     }
 
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
+    fn fmt_parameters(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}({})", PathsModel::function(self), self.parameters())
     }
 
     fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
+        PathsModel::schema(self)
     }
 
-    fn input_distribution_requirements(&self) -> InputDistributionRequirements {
-        InputDistributionRequirements::new(vec![Distribution::SinglePartition])
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.len() != 1 {
-            return internal_err!("PathsModelExec has one child, got {}", children.len());
-        }
-        Ok(Arc::new(Self::try_new(
-            children.swap_remove(0),
-            Arc::clone(&self.model),
-            self.projection.clone(),
-        )?))
+    /// Projects the query onto the four input columns, with the numbers cast to `Float64`.
+    fn prepare_input(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        project_input_columns(PathsModel::function(self), plan)
     }
 
     fn execute(
-        &self,
-        partition: usize,
+        self: Arc<Self>,
+        input: SendableRecordBatchStream,
+        projection: Option<Vec<usize>>,
         context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return internal_err!("PathsModelExec has one output partition, got {partition}");
-        }
-        let input = execute_stream(Arc::clone(&self.input), Arc::clone(&context))?;
-        let reservation = MemoryConsumer::new(format!("PathsModelExec[{}]", self.model.function()))
+    ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+        let function = PathsModel::function(self.as_ref());
+        let reservation = MemoryConsumer::new(format!("PathsModelExec[{function}]"))
             .register(context.memory_pool());
-        let model = Arc::clone(&self.model);
-        let projection = self.projection.clone();
-        let output = futures::stream::once(async move {
+        Ok(futures::stream::once(async move {
             // The reservation lives until the output is built: the paths are held until then.
-            let paths = aggregate_input(model.function(), input, &reservation).await?;
-            let batch = model.attribute(&paths)?;
+            let paths = aggregate_input(function, input, &reservation).await?;
+            let batch = self.attribute(&paths)?;
             drop(reservation);
             match &projection {
                 Some(indices) => Ok(batch.project(indices)?),
                 None => Ok(batch),
             }
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&self.schema),
-            output,
-        )))
+        })
+        .boxed())
     }
 }
 
@@ -803,10 +592,11 @@ pub(crate) static TRANSITIONS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 mod tests {
     use super::*;
     use datafusion::arrow::array::{
-        DictionaryArray, LargeListArray, LargeStringArray, ListArray, StringViewArray,
+        ArrayRef, DictionaryArray, LargeListArray, LargeStringArray, ListArray, StringViewArray,
     };
     use datafusion::arrow::buffer::OffsetBuffer;
     use datafusion::arrow::datatypes::Int32Type;
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
     fn totals(conversions: f64, revenue: f64, nulls: f64) -> PathTotals {
         PathTotals {
@@ -1012,28 +802,23 @@ mod tests {
     #[test]
     fn table_names_and_queries() -> Result<()> {
         let source = |text: &str| {
-            PathsSource::from_argument("f", Some(&Expr::Literal(ScalarValue::from(text), None)))
+            paths_argument("f", Some(&Expr::Literal(ScalarValue::from(text), None)))
+                .map(|query| query.sql().to_string())
         };
-        assert_eq!(source(" SELECT * FROM t")?.sql, "SELECT * FROM t");
+        assert_eq!(source(" SELECT * FROM t")?, "SELECT * FROM t");
         assert_eq!(
-            source("(with x as (select 1) select * from x)")?.sql,
+            source("(with x as (select 1) select * from x)")?,
             "(with x as (select 1) select * from x)"
         );
-        assert_eq!(source("values ([1], 1)")?.sql, "values ([1], 1)");
-        assert_eq!(source("paths")?.sql, "SELECT * FROM paths");
-        assert_eq!(source("with_paths")?.sql, "SELECT * FROM with_paths");
-        assert_eq!(source("selected")?.sql, "SELECT * FROM selected");
-        assert_eq!(
-            source("s.\"My Paths\"")?.sql,
-            "SELECT * FROM s.\"My Paths\""
-        );
+        assert_eq!(source("values ([1], 1)")?, "values ([1], 1)");
+        assert_eq!(source("paths")?, "SELECT * FROM paths");
+        assert_eq!(source("with_paths")?, "SELECT * FROM with_paths");
+        assert_eq!(source("selected")?, "SELECT * FROM selected");
+        assert_eq!(source("s.\"My Paths\"")?, "SELECT * FROM s.\"My Paths\"");
         assert!(source("  ").is_err());
-        let err = PathsSource::from_argument(
-            "f",
-            Some(&Expr::Literal(ScalarValue::Int64(Some(1)), None)),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = paths_argument("f", Some(&Expr::Literal(ScalarValue::Int64(Some(1)), None)))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("f: argument 'paths' must be a string literal"),
             "{err}"

@@ -177,20 +177,7 @@ mod tests {
     use super::*;
 
     fn paths(rows: &[(&[&str], f64, f64, f64)]) -> AggregatedPaths {
-        let rows: Vec<(&[&str], PathTotals)> = rows
-            .iter()
-            .map(|&(path, conversions, revenue, nulls)| {
-                (
-                    path,
-                    PathTotals {
-                        conversions,
-                        revenue,
-                        nulls,
-                    },
-                )
-            })
-            .collect();
-        AggregatedPaths::from_rows("shapley_attribution", &rows).unwrap()
+        AggregatedPaths::from_numbers("shapley_attribution", rows).unwrap()
     }
 
     fn assert_close(actual: &[f64], expected: &[f64]) {

@@ -11,8 +11,8 @@ use datafusion::logical_expr::Documentation;
 use datafusion_macros::user_doc;
 
 use super::paths_input::{
-    AggregatedPaths, ChannelCredit, PathsModel, PathsModelTable, PathsSource, credits_batch,
-    credits_schema, literal_string,
+    AggregatedPaths, ChannelCredit, PathsModel, PathsModelTable, credits_batch, credits_schema,
+    literal_string, paths_argument,
 };
 use super::shapley;
 use crate::DocumentedTableFunction;
@@ -70,7 +70,7 @@ impl TableFunctionImpl for ShapleyAttributionFunc {
                 exprs.len()
             );
         }
-        let source = PathsSource::from_argument(NAME, exprs.first())?;
+        let source = paths_argument(NAME, exprs.first())?;
         let method = match exprs.get(1) {
             Some(expr) => {
                 let text = literal_string(NAME, "method", expr)?;

@@ -1,181 +1,111 @@
-//! `IdentityStitchExec`: the physical operator. It drains its (single-partition) edges input
-//! into the identity graph, resolves it, and streams the identity map or the audit in batches of
-//! the session's batch size. All of its memory is reserved in the session's memory pool.
+//! `IdentityStitchExec`: the physical operator, a `QueryInputExec` running [`IdentityStitch`].
+//! It drains its (single-partition) edges input into the identity graph, resolves it, and streams
+//! the identity map or the audit in batches of the session's batch size. All of its memory is
+//! reserved in the session's memory pool.
 
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, Result, internal_err};
+use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan,
-    InputDistributionRequirements, Partitioning, PlanProperties, ReplaceChildrenOptions,
-};
 use futures::StreamExt;
+use futures::stream::BoxStream;
 
 use super::graph::{EdgeColumns, Graph};
 use super::options::{OutputSelector, StitchOptions};
 use super::output::{OutputBatches, output_schema};
 use super::resolve::{Resolution, resolve};
+use crate::query_argument::{QueryInputExec, QueryInputOperator};
 
 const NAME: &str = "IdentityStitchExec";
 
 /// Identity stitching over an edges input `(a_type, a_value, b_type, b_value, ts, source)`.
-#[derive(Debug)]
-pub struct IdentityStitchExec {
-    input: Arc<dyn ExecutionPlan>,
-    columns: EdgeColumns,
-    options: Arc<StitchOptions>,
-    projection: Option<Vec<usize>>,
-    schema: SchemaRef,
-    properties: Arc<PlanProperties>,
-}
+pub type IdentityStitchExec = QueryInputExec<IdentityStitch>;
 
 impl IdentityStitchExec {
-    /// Checks the input's columns (a plan error names what is missing) and builds the operator;
-    /// `projection` selects output columns (of the map or audit schema, per `options.output`).
-    pub fn try_new(
-        input: Arc<dyn ExecutionPlan>,
-        options: Arc<StitchOptions>,
-        projection: Option<Vec<usize>>,
-    ) -> Result<Self> {
-        let columns = EdgeColumns::try_new(&input.schema())?;
-        let full = output_schema(options.output);
-        let schema = match &projection {
-            Some(projection) => Arc::new(full.project(projection)?),
-            None => full,
-        };
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(1),
-            // Nothing can be emitted before every edge has been read.
-            EmissionType::Final,
-            Boundedness::Bounded,
-        ));
-        Ok(Self {
-            input,
-            columns,
-            options,
-            projection,
-            schema,
-            properties,
-        })
-    }
-
     /// The options this operator runs with.
     pub fn options(&self) -> &StitchOptions {
-        &self.options
+        &self.operator().options
     }
 }
 
-impl DisplayAs for IdentityStitchExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+/// The stitching step of [`IdentityStitchExec`]: the options of one `identity_stitch` call.
+/// `IdentityStitchExec::try_new` checks the input's columns (a plan error names what is
+/// missing); its projection selects columns of the map or audit schema, per `options.output`.
+#[derive(Debug)]
+pub struct IdentityStitch {
+    options: Arc<StitchOptions>,
+}
+
+impl IdentityStitch {
+    pub fn new(options: Arc<StitchOptions>) -> Self {
+        Self { options }
+    }
+}
+
+impl QueryInputOperator for IdentityStitch {
+    fn function(&self) -> &'static str {
+        "identity_stitch"
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn fmt_parameters(&self, f: &mut fmt::Formatter) -> fmt::Result {
         let output = match self.options.output {
             OutputSelector::Map => "map",
             OutputSelector::Audit => "audit",
         };
-        write!(f, "{NAME}: output={output}")
-    }
-}
-
-impl ExecutionPlan for IdentityStitchExec {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
+        write!(f, "output={output}")
     }
 
     fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
+        output_schema(self.options.output)
     }
 
-    // One global graph: the optimizer puts a CoalescePartitionsExec below this operator.
-    fn input_distribution_requirements(&self) -> InputDistributionRequirements {
-        InputDistributionRequirements::new(vec![Distribution::SinglePartition])
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn replace_children(
-        self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
-        _options: ReplaceChildrenOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.len() != 1 {
-            return internal_err!("{NAME} has one child, got {}", children.len());
-        }
-        // The output properties do not depend on the child's: rebuilding is always right.
-        Ok(Arc::new(Self::try_new(
-            children.swap_remove(0),
-            Arc::clone(&self.options),
-            self.projection.clone(),
-        )?))
-    }
-
-    // Still a required method in 55 (deprecated in favour of `replace_children`).
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(
-            children,
-            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-        )
+    fn check_input(&self, input: &SchemaRef) -> Result<()> {
+        EdgeColumns::try_new(input).map(|_| ())
     }
 
     fn execute(
-        &self,
-        partition: usize,
+        self: Arc<Self>,
+        input: SendableRecordBatchStream,
+        projection: Option<Vec<usize>>,
         context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return internal_err!("{NAME} has one output partition, asked for {partition}");
-        }
-        let input = self.input.execute(0, Arc::clone(&context))?;
+    ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+        let columns = EdgeColumns::try_new(&input.schema())?;
         let reservation = MemoryConsumer::new(NAME).register(context.memory_pool());
-        let columns = self.columns.clone();
-        let options = Arc::clone(&self.options);
-        let projection = self.projection.clone();
         let batch_size = context.session_config().batch_size();
         let stitched = async move {
-            let (graph, resolution) = stitch(input, &columns, &options, &reservation).await?;
+            let (graph, resolution) = stitch(input, &columns, &self.options, &reservation).await?;
             Ok::<_, DataFusionError>((
-                OutputBatches::new(graph, resolution, options.output, projection, batch_size),
+                OutputBatches::new(
+                    graph,
+                    resolution,
+                    self.options.output,
+                    projection,
+                    batch_size,
+                ),
                 reservation,
             ))
         };
-        let stream = futures::stream::once(stitched).flat_map(|result| match result {
-            // The batches are cut from the graph: keep its memory reserved until the stream is
-            // dropped, by moving the reservation into the mapping closure.
-            Ok((batches, reservation)) => futures::stream::iter(batches)
-                .map(move |batch| {
-                    let _held = &reservation;
-                    batch
-                })
-                .boxed(),
-            Err(e) => futures::stream::once(async { Err(e) }).boxed(),
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&self.schema),
-            stream,
-        )))
+        Ok(futures::stream::once(stitched)
+            .flat_map(|result| match result {
+                // The batches are cut from the graph: keep its memory reserved until the stream is
+                // dropped, by moving the reservation into the mapping closure.
+                Ok((batches, reservation)) => futures::stream::iter(batches)
+                    .map(move |batch| {
+                        let _held = &reservation;
+                        batch
+                    })
+                    .boxed(),
+                Err(e) => futures::stream::once(async { Err(e) }).boxed(),
+            })
+            .boxed())
     }
 }
 
@@ -223,6 +153,9 @@ mod tests {
     use datafusion::execution::memory_pool::GreedyMemoryPool;
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
     use datafusion::physical_plan::common::collect;
+    use datafusion::physical_plan::{
+        ChildrenPropertiesMode, ExecutionPlan, ReplaceChildrenOptions,
+    };
     use datafusion::prelude::SessionConfig;
 
     /// `n` edges email:u{i} - phone:p{i / 2}: pairs of e-mails sharing a phone.
@@ -257,7 +190,8 @@ mod tests {
     ) -> Result<Vec<RecordBatch>> {
         let input = MemorySourceConfig::try_new_exec(&[vec![batch.clone()]], batch.schema(), None)?;
         let options = Arc::new(StitchOptions::parse(Some(options))?);
-        let exec = IdentityStitchExec::try_new(input, options, None)?;
+        let exec =
+            IdentityStitchExec::try_new(input, Arc::new(IdentityStitch::new(options)), None)?;
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(pool_bytes)))
             .build_arc()?;
@@ -293,9 +227,9 @@ mod tests {
         let input = edges(6);
         let exec = IdentityStitchExec::try_new(
             MemorySourceConfig::try_new_exec(&[vec![input.clone()]], input.schema(), None)?,
-            Arc::new(StitchOptions::parse(Some(
+            Arc::new(IdentityStitch::new(Arc::new(StitchOptions::parse(Some(
                 r#"{"output": "audit", "block": {"phone": ["p0"]}}"#,
-            ))?),
+            ))?))),
             Some(vec![0, 2]),
         )?;
         assert_eq!(exec.schema().fields().len(), 2);
@@ -335,7 +269,7 @@ mod tests {
             MemorySourceConfig::try_new_exec(&[vec![input.clone()]], input.schema(), None)?;
         let exec = Arc::new(IdentityStitchExec::try_new(
             source,
-            Arc::new(StitchOptions::default()),
+            Arc::new(IdentityStitch::new(Arc::new(StitchOptions::default()))),
             None,
         )?);
         let err = exec

@@ -8,8 +8,8 @@
 //! Layout: `options` (the JSON options), `interner` (identifiers → dense ids over Arrow arrays),
 //! `graph` (the edges input read into flat vectors), `guards` (blocklists, degree quarantine,
 //! per-type limits), `union_find`, `anchor` (stable customer ids), `resolve` (the pipeline),
-//! `output` (map and audit batches), `exec` (the `ExecutionPlan`) and `table_function` (the SQL
-//! surface).
+//! `output` (map and audit batches), `exec` (the operator, run by `QueryInputExec`) and
+//! `table_function` (the SQL surface).
 
 mod anchor;
 mod exec;
@@ -22,7 +22,7 @@ mod resolve;
 mod table_function;
 mod union_find;
 
-pub use exec::IdentityStitchExec;
+pub use exec::{IdentityStitch, IdentityStitchExec};
 pub use graph::EDGE_COLUMNS;
 pub use options::{BlockMatcher, BlockRule, OutputSelector, StitchOptions};
 pub use output::{AUDIT_SCHEMA, MAP_SCHEMA};

@@ -2,23 +2,19 @@
 //!
 //! The call validates its arguments and options at planning time; the edges query is planned in
 //! `scan` (asynchronous, with the caller's session: same catalog, functions and object stores),
-//! and runs under [`IdentityStitchExec`].
+//! and runs under [`IdentityStitchExec`](super::IdentityStitchExec).
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{Result, internal_err, plan_err};
-use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::{Documentation, Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::{Result, plan_err};
+use datafusion::logical_expr::{Documentation, Expr};
 use datafusion_macros::user_doc;
 
-use super::exec::IdentityStitchExec;
+use super::exec::IdentityStitch;
 use super::options::StitchOptions;
-use super::output::output_schema;
 use crate::DocumentedTableFunction;
+use crate::query_argument::{QueryArgument, QueryArgumentTable};
 use crate::string_kernel::scalar_str;
 
 const NAME: &str = "identity_stitch";
@@ -86,15 +82,15 @@ impl TableFunctionImpl for IdentityStitchFunc {
         let Some(edges) = literal(edges, "edges")? else {
             return plan_err!("{NAME}: argument 'edges' must not be NULL");
         };
-        let edges_sql = edges_query(edges)?;
+        let edges = QueryArgument::parse(NAME, "edges", edges)?;
         let options = match options {
             Some(options) => StitchOptions::parse(literal(options, "options")?)?,
             None => StitchOptions::default(),
         };
-        Ok(Arc::new(IdentityStitchTable {
-            edges_sql,
-            options: Arc::new(options),
-        }))
+        Ok(Arc::new(QueryArgumentTable::new(
+            edges,
+            Arc::new(IdentityStitch::new(Arc::new(options))),
+        )))
     }
 }
 
@@ -114,74 +110,15 @@ fn literal<'a>(expr: &'a Expr, argument: &str) -> Result<Option<&'a str>> {
     }
 }
 
-/// The SQL of the edges relation: a query as given, or `SELECT * FROM <table>` for a table name.
-fn edges_query(edges: &str) -> Result<String> {
-    let text = edges.trim();
-    let first_word: String = text
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if text.starts_with('(') || ["select", "with", "values"].contains(&first_word.as_str()) {
-        return Ok(text.to_string());
-    }
-    // Only plain (optionally qualified) names are spliced into SQL; anything else must be a query.
-    let is_identifier = |part: &str| {
-        let mut chars = part.chars();
-        chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    let parts: Vec<&str> = text.split('.').collect();
-    if parts.len() <= 3 && parts.iter().all(|p| is_identifier(p)) {
-        return Ok(format!("SELECT * FROM {text}"));
-    }
-    plan_err!(
-        "{NAME}: argument 'edges' must be a query (SELECT, WITH or VALUES) or a table name, got {edges:?}"
-    )
-}
-
-/// The relation of one `identity_stitch` call; planning of the edges query is deferred to `scan`.
-#[derive(Debug)]
-struct IdentityStitchTable {
-    edges_sql: String,
-    options: Arc<StitchOptions>,
-}
-
-#[async_trait]
-impl TableProvider for IdentityStitchTable {
-    fn schema(&self) -> SchemaRef {
-        output_schema(self.options.output)
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let Some(state) = state.as_any().downcast_ref::<SessionState>() else {
-            return internal_err!("{NAME}: expected a SessionState to plan the edges query");
-        };
-        let plan = state.create_logical_plan(&self.edges_sql).await?;
-        let input = state.create_physical_plan(&plan).await?;
-        Ok(Arc::new(IdentityStitchExec::try_new(
-            input,
-            Arc::clone(&self.options),
-            projection.cloned(),
-        )?))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn edges_query(edges: &str) -> Result<String> {
+        Ok(QueryArgument::parse(NAME, "edges", edges)?
+            .sql()
+            .to_string())
+    }
 
     #[test]
     fn edges_argument_is_a_query_or_a_table_name() -> Result<()> {
