@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use phygital::Error;
 use phygital::cli::{Cli, init_logging, run};
 
 fn main() -> ExitCode {
@@ -22,7 +23,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            // 2 like clap's own usage errors, so schedulers can tell a wrong call from a failed run.
+            match e {
+                Error::Usage(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
