@@ -28,6 +28,21 @@ fn phygital(args: &[&str]) -> Output {
     cmd.env("RUST_BACKTRACE", "0").args(args).output().unwrap()
 }
 
+fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs one query against `root` and returns its CSV output.
+fn sql_csv(root: &str, sql: &str) -> String {
+    let out = phygital(&["sql", "--storage", root, "--format", "csv", sql]);
+    assert_success(&out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Asserts a failed run: exit 1, stderr is exactly one `error: …` line containing every `needle`.
 fn assert_one_line_error(out: &Output, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -49,11 +64,7 @@ fn query_without_tables_works_on_a_missing_folder() {
     let (_dir, root) = scratch("missing");
     let missing = format!("{root}/does-not-exist");
     let out = phygital(&["sql", "--storage", &missing, "SELECT 1 + 1 AS two"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("| two |") && stdout.contains("| 2   |"),
@@ -120,11 +131,7 @@ fn corrupt_parquet_names_table_and_file() {
         &root,
         &format!("COPY (SELECT 1 AS x) TO '{good}' STORED AS PARQUET"),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     std::fs::create_dir_all(dir.path().join("broken")).unwrap();
     std::fs::write(
         dir.path().join("broken/part-0.parquet"),
@@ -144,18 +151,10 @@ fn tables_lists_folders_with_rows_and_schema() {
         &root
     );
     let out = phygital(&["sql", "--storage", &root, &sql]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     std::fs::create_dir_all(dir.path().join("_staging")).unwrap();
     let out = phygital(&["tables", "--storage", &root, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let tables = json.as_array().unwrap();
     assert_eq!(tables.len(), 1, "{json}");
@@ -173,15 +172,10 @@ fn tables_lists_folders_with_rows_and_schema() {
         "hive partition column is a column: {json}"
     );
     // the partition column filters like any other
-    let out = phygital(&[
-        "sql",
-        "--storage",
-        &root,
-        "--format",
-        "csv",
-        "SELECT sum(id) AS s FROM items WHERE kind = 'a'",
-    ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "s\n4\n");
+    assert_eq!(
+        sql_csv(&root, "SELECT sum(id) AS s FROM items WHERE kind = 'a'"),
+        "s\n4\n"
+    );
 }
 
 #[test]
@@ -202,11 +196,7 @@ fn sql_file_and_output_formats() {
         "--format",
         "ndjson",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "{\"column1\":1,\"column2\":\"x\"}\n{\"column1\":2}\n"
@@ -222,20 +212,11 @@ fn sql_file_and_output_formats() {
         &target,
         "SELECT 42 AS answer",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_success(&out);
+    assert_eq!(
+        sql_csv(&root, &format!("SELECT answer FROM '{target}'")),
+        "answer\n42\n"
     );
-    let out = phygital(&[
-        "sql",
-        "--storage",
-        &root,
-        "--format",
-        "csv",
-        &format!("SELECT answer FROM '{target}'"),
-    ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "answer\n42\n");
     let out = phygital(&["sql", "--storage", &root, "--format", "parquet", "SELECT 1"]);
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--output"));

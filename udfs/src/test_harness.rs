@@ -9,7 +9,9 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Int8Type, Int32Type, UInt16Type};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::config::ConfigOptions;
-use datafusion::logical_expr::{ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, TypeSignature,
+};
 
 /// `values` as `Utf8`, `LargeUtf8`, `Utf8View` and dictionaries with different key and value types.
 pub(crate) fn all_encodings(values: &[Option<&str>]) -> Vec<ArrayRef> {
@@ -67,9 +69,11 @@ pub(crate) fn strings_of(array: &ArrayRef) -> Vec<Option<String>> {
         .collect()
 }
 
-/// Invokes `function` like the planner and executor do, checking the result against the return
-/// field: type `Utf8`, the right number of rows, and no NULL when declared non-nullable.
-pub(crate) fn invoke(
+/// Invokes `function` the way the planner and executor do (argument coercion check for
+/// user-defined signatures, return field from the literal arguments, then `invoke_with_args`),
+/// checking that the result has the return field's type, one value per row, and no NULL when the
+/// field is declared non-nullable.
+pub(crate) fn invoke_udf(
     function: &dyn ScalarUDFImpl,
     args: Vec<ColumnarValue>,
 ) -> Result<ColumnarValue> {
@@ -91,6 +95,13 @@ pub(crate) fn invoke(
             Arc::new(Field::new(format!("arg{i}"), arg.data_type(), nullable))
         })
         .collect();
+    if matches!(
+        function.signature().type_signature,
+        TypeSignature::UserDefined
+    ) {
+        let arg_types: Vec<DataType> = args.iter().map(ColumnarValue::data_type).collect();
+        function.coerce_types(&arg_types)?;
+    }
     let scalars: Vec<Option<&ScalarValue>> = args
         .iter()
         .map(|arg| match arg {
@@ -102,8 +113,6 @@ pub(crate) fn invoke(
         arg_fields: &arg_fields,
         scalar_arguments: &scalars,
     })?;
-    assert_eq!(return_field.data_type(), &DataType::Utf8);
-    let all_scalar = scalars.iter().all(Option::is_some);
     let result = function.invoke_with_args(ScalarFunctionArgs {
         args,
         arg_fields,
@@ -111,17 +120,37 @@ pub(crate) fn invoke(
         return_field: Arc::clone(&return_field),
         config_options: Arc::new(ConfigOptions::default()),
     })?;
-    match &result {
+    let nulls = match &result {
         ColumnarValue::Array(array) => {
-            assert!(!all_scalar, "scalar arguments must give a scalar result");
             assert_eq!(array.len(), number_rows);
-            assert_eq!(array.data_type(), &DataType::Utf8);
-            assert!(return_field.is_nullable() || array.logical_null_count() == 0);
+            array.logical_null_count()
         }
-        ColumnarValue::Scalar(scalar) => {
-            assert_eq!(scalar.data_type(), DataType::Utf8);
-            assert!(return_field.is_nullable() || !scalar.is_null());
-        }
+        ColumnarValue::Scalar(scalar) => usize::from(scalar.is_null()),
+    };
+    assert_eq!(&result.data_type(), return_field.data_type());
+    assert!(
+        return_field.is_nullable() || nulls == 0,
+        "NULL in a non-nullable result"
+    );
+    Ok(result)
+}
+
+/// [`invoke_udf`] for the string functions: the result is `Utf8`, and all-scalar arguments give a
+/// scalar result.
+pub(crate) fn invoke(
+    function: &dyn ScalarUDFImpl,
+    args: Vec<ColumnarValue>,
+) -> Result<ColumnarValue> {
+    let all_scalar = args
+        .iter()
+        .all(|arg| matches!(arg, ColumnarValue::Scalar(_)));
+    let result = invoke_udf(function, args)?;
+    assert_eq!(result.data_type(), DataType::Utf8);
+    if all_scalar {
+        assert!(
+            matches!(result, ColumnarValue::Scalar(_)),
+            "scalar arguments must give a scalar result"
+        );
     }
     Ok(result)
 }
