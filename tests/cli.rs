@@ -252,3 +252,61 @@ fn demo_runs_end_to_end() {
     );
     assert!(stdout.contains("Parquet tables are under"), "{stdout}");
 }
+
+#[test]
+fn config_file_adds_and_overrides_tables() {
+    let (dir, root) = scratch("config");
+    // a discovered Parquet table, and a CSV file elsewhere that the config declares under the same name
+    let out = phygital(&[
+        "sql",
+        "--storage",
+        &root,
+        &format!("COPY (SELECT 1 AS id) TO '{root}/stores/' STORED AS PARQUET"),
+    ]);
+    assert_success(&out);
+    std::fs::create_dir_all(dir.path().join("dim")).unwrap();
+    std::fs::write(
+        dir.path().join("dim/stores.csv"),
+        "id,city\n7,Kazan\n8,Perm\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("dim/regions.csv"), "region\nVolga\n").unwrap();
+    let config = dir.path().join("phygital.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nroot = \"{root}\"\n\n[tables.stores]\nlocation = \"dim/stores.csv\"\nformat = \"csv\"\n\n\
+             [tables.regions]\nlocation = \"{root}/dim/regions.csv\"\nformat = \"csv\"\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    // the root comes from the config file: no --storage
+    let out = phygital(&[
+        "--config",
+        config,
+        "sql",
+        "--format",
+        "csv",
+        "SELECT city FROM stores ORDER BY id",
+    ]);
+    assert_success(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "city\nKazan\nPerm\n");
+    let out = phygital(&["--config", config, "tables", "--json"]);
+    assert_success(&out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<(&str, &str)> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["format"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [("regions", "csv"), ("stores", "csv")], "{json}");
+    // a typo in the config is one clear error naming the key and line
+    std::fs::write(dir.path().join("bad.toml"), "[storage]\nrooot = \"x\"\n").unwrap();
+    let bad = dir.path().join("bad.toml");
+    assert_one_line_error(
+        &phygital(&["--config", bad.to_str().unwrap(), "tables"]),
+        &["rooot", "line 2"],
+    );
+}
