@@ -75,17 +75,33 @@ impl QueryArgument {
         session: &dyn Session,
         prepare: impl FnOnce(LogicalPlan) -> Result<LogicalPlan>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let Some(state) = session.as_any().downcast_ref::<SessionState>() else {
-            return internal_err!(
-                "{function}: expected a SessionState to plan the {} query",
-                self.argument
-            );
-        };
-        let plan = state
+        let state = session_state(function, session)?;
+        let plan = self.logical_plan(function, state).await?;
+        state.create_physical_plan(&prepare(plan)?).await
+    }
+
+    /// The logical plan of the query in `state`, for functions that combine several query
+    /// arguments into one input (`identity_quality`).
+    pub(crate) async fn logical_plan(
+        &self,
+        function: &str,
+        state: &SessionState,
+    ) -> Result<LogicalPlan> {
+        state
             .create_logical_plan(&self.sql)
             .await
-            .map_err(|e| e.context(format!("{function}: planning the {} query", self.argument)))?;
-        state.create_physical_plan(&prepare(plan)?).await
+            .map_err(|e| e.context(format!("{function}: planning the {} query", self.argument)))
+    }
+}
+
+/// The caller's session as the `SessionState` that plans query arguments.
+pub(crate) fn session_state<'a>(
+    function: &str,
+    session: &'a dyn Session,
+) -> Result<&'a SessionState> {
+    match session.as_any().downcast_ref::<SessionState>() {
+        Some(state) => Ok(state),
+        None => internal_err!("{function}: expected a SessionState to plan its query arguments"),
     }
 }
 

@@ -3,9 +3,11 @@
 //! pseudonyms.
 
 pub mod hash_identifier;
+pub mod identity_quality;
 pub mod normalize_email;
 pub mod normalize_identifier;
 pub mod normalize_phone;
+mod quality_metrics;
 pub mod stitch;
 
 use std::sync::Arc;
@@ -31,5 +33,8 @@ pub fn scalar_udfs() -> Vec<Arc<ScalarUDF>> {
 
 /// The table functions of this module.
 pub fn table_functions() -> Vec<Arc<dyn DocumentedTableFunction>> {
-    vec![Arc::new(stitch::IdentityStitchFunc)]
+    vec![
+        Arc::new(stitch::IdentityStitchFunc),
+        Arc::new(identity_quality::IdentityQualityFunc),
+    ]
 }

@@ -27,3 +27,5 @@ pub use graph::EDGE_COLUMNS;
 pub use options::{BlockMatcher, BlockRule, OutputSelector, StitchOptions};
 pub use output::{AUDIT_SCHEMA, MAP_SCHEMA};
 pub use table_function::IdentityStitchFunc;
+// Shared with `identity_quality`, which reads identifiers the same way.
+pub(crate) use interner::{IdentifierInterner, NameInterner, StringColumn};
