@@ -80,17 +80,12 @@ pub const DEMO_QUERIES: &[(&str, &str)] = &[
                FROM identity_map WHERE customer_id IS NOT NULL GROUP BY customer_id)",
     ),
     (
-        "Stitching quality against the generator's ground truth (pairwise, identifiers in both)",
-        "WITH j AS (SELECT m.customer_id AS c, t.person_id AS p
-                    FROM identity_map m JOIN truth_identifiers t USING (id_type, id_value)
-                    WHERE m.customer_id IS NOT NULL),
-              tp AS (SELECT sum(n * (n - 1) / 2.0) AS v FROM (SELECT count(*) AS n FROM j GROUP BY c, p)),
-              pred AS (SELECT sum(n * (n - 1) / 2.0) AS v FROM (SELECT count(*) AS n FROM j GROUP BY c)),
-              truth AS (SELECT sum(n * (n - 1) / 2.0) AS v FROM (SELECT count(*) AS n FROM j GROUP BY p))
-         SELECT round(tp.v / pred.v, 4) AS pairwise_precision, round(tp.v / truth.v, 4) AS pairwise_recall,
-                round(2 * tp.v / (pred.v + truth.v), 4) AS pairwise_f1,
-                (SELECT count(*) FROM (SELECT c FROM j GROUP BY c HAVING count(DISTINCT p) > 1)) AS over_merged_customers
-         FROM tp, pred, truth",
+        "Stitching quality against the generator's ground truth (identity_quality)",
+        "SELECT metric, round(value, 4) AS value
+         FROM identity_quality('identity_map', 'truth_identifiers')
+         WHERE metric IN ('pairwise_precision', 'pairwise_recall', 'pairwise_f1', 'bcubed_precision',
+                          'bcubed_recall', 'bcubed_f1', 'over_merged_clusters', 'largest_cluster')
+         ORDER BY metric",
     ),
 ];
 
