@@ -1,49 +1,86 @@
--- identity_edges: every pair of identifiers seen together in one source row, normalised, as the input of
--- identity_stitch (columns a_type, a_value, b_type, b_value, ts, source). A row with a single identifier is a
--- sighting (b_* NULL): it keeps the identifier in the identity map with its first/last seen time.
--- Grain: one row per (source row, identifier pair).
+-- description: The evidence of identity stitching: identifiers seen together in one source row, normalised, as
+--   the input of identity_stitch. Every source table of the data model contributes: web_events (cookie with the
+--   login's user_id and e-mail), app_events (device with the signed-in app account), pos_receipts (loyalty card
+--   with the phone said at the till), loyalty_accounts (card with its phone, e-mail and app account),
+--   marketing_touches (the recipient's e-mail / phone / app account with the cookie or app a click landed on),
+--   qr_scans (app account or cookie with the loyalty card) and crm_holdout (the CRM's customer keys, sightings
+--   only). Each row links its first identifier, in the order user_id, app_account_id, loyalty_card, email,
+--   phone, device_id, anonymous_id (the most trusted first, so a junk cookie or phone in the row cannot be the
+--   only bridge), to each other identifier of the row; a row with a single identifier is a sighting (b_* NULL)
+--   that keeps the identifier in the map with its first/last seen time. Values that do not normalise (invalid
+--   phones, empty strings) are dropped. Grain: one row per (source row, identifier linked to the row's first).
+-- column a_type: type of the row's first identifier
+-- column a_value: its normalised value (normalize_identifier / normalize_email / normalize_phone)
+-- column b_type: type of the other identifier; NULL for a sighting
+-- column b_value: its normalised value; NULL for a sighting
+-- column ts: when the row happened (event, receipt, touch, scan time; registration time of loyalty accounts)
+-- column source: the source table
+-- test: not_null(a_type, a_value, source)
+-- test: accepted_values(a_type, 'user_id', 'app_account_id', 'loyalty_card', 'email', 'phone', 'device_id', 'anonymous_id')
+-- test: accepted_values(source, 'web_events', 'app_events', 'pos_receipts', 'loyalty_accounts', 'marketing_touches', 'qr_scans', 'crm_holdout')
+-- test: sql: SELECT * FROM identity_edges WHERE (b_type IS NULL) <> (b_value IS NULL)
+-- test: sql: SELECT * FROM identity_edges WHERE a_type = b_type AND a_value = b_value
 WITH sightings AS (
+  -- One row per source row; identifier slots in trust order (see the description).
   SELECT 'web_events' AS source, event_ts AS ts,
-         'anonymous_id' AS t1, normalize_identifier('anonymous_id', anonymous_id) AS v1,
-         'user_id' AS t2, normalize_identifier('user_id', user_id) AS v2,
-         'email' AS t3, normalize_email(email) AS v3
+         'user_id' AS t1, normalize_identifier('user_id', user_id) AS v1,
+         'email' AS t2, normalize_email(email) AS v2,
+         'anonymous_id' AS t3, normalize_identifier('anonymous_id', anonymous_id) AS v3,
+         CAST(NULL AS VARCHAR) AS t4, CAST(NULL AS VARCHAR) AS v4
   FROM web_events
   UNION ALL
-  SELECT 'app_events', event_ts, 'device_id', normalize_identifier('device_id', device_id),
-         'app_account_id', normalize_identifier('app_account_id', app_account_id), NULL, NULL
+  SELECT 'app_events', event_ts,
+         'app_account_id', normalize_identifier('app_account_id', app_account_id),
+         'device_id', normalize_identifier('device_id', device_id), NULL, NULL, NULL, NULL
   FROM app_events
   UNION ALL
-  SELECT 'pos_receipts', receipt_ts, 'loyalty_card', normalize_identifier('loyalty_card', loyalty_card),
-         'phone', normalize_phone(phone_raw), NULL, NULL
+  SELECT 'pos_receipts', receipt_ts,
+         'loyalty_card', normalize_identifier('loyalty_card', loyalty_card),
+         'phone', normalize_phone(phone_raw), NULL, NULL, NULL, NULL
   FROM pos_receipts
   UNION ALL
-  SELECT 'loyalty_accounts', registered_ts, 'loyalty_card', normalize_identifier('loyalty_card', loyalty_card),
-         'phone', normalize_phone(phone_raw), 'email', normalize_email(email_raw)
-  FROM loyalty_accounts
-  UNION ALL
-  SELECT 'loyalty_accounts', registered_ts, 'loyalty_card', normalize_identifier('loyalty_card', loyalty_card),
-         'app_account_id', normalize_identifier('app_account_id', app_account_id), NULL, NULL
-  FROM loyalty_accounts
-  UNION ALL
-  SELECT 'marketing_touches', touch_ts, 'email', normalize_email(email), 'phone', normalize_phone(phone_raw),
-         'app_account_id', normalize_identifier('app_account_id', app_account_id)
-  FROM marketing_touches
-  UNION ALL
-  SELECT 'marketing_touches', touch_ts, 'anonymous_id', normalize_identifier('anonymous_id', anonymous_id),
-         NULL, NULL, NULL, NULL
-  FROM marketing_touches
-  UNION ALL
-  SELECT 'qr_scans', scan_ts, 'anonymous_id', normalize_identifier('anonymous_id', anonymous_id),
+  SELECT 'loyalty_accounts', registered_ts,
+         'loyalty_card', normalize_identifier('loyalty_card', loyalty_card),
          'app_account_id', normalize_identifier('app_account_id', app_account_id),
-         'loyalty_card', normalize_identifier('loyalty_card', loyalty_card)
+         'email', normalize_email(email_raw),
+         'phone', normalize_phone(phone_raw)
+  FROM loyalty_accounts
+  UNION ALL
+  SELECT 'marketing_touches', touch_ts,
+         'app_account_id', normalize_identifier('app_account_id', app_account_id),
+         'email', normalize_email(email),
+         'phone', normalize_phone(phone_raw),
+         'anonymous_id', normalize_identifier('anonymous_id', anonymous_id)
+  FROM marketing_touches
+  UNION ALL
+  SELECT 'qr_scans', scan_ts,
+         'app_account_id', normalize_identifier('app_account_id', app_account_id),
+         'loyalty_card', normalize_identifier('loyalty_card', loyalty_card),
+         'anonymous_id', normalize_identifier('anonymous_id', anonymous_id), NULL, NULL
   FROM qr_scans
+  UNION ALL
+  -- The holdout has no timestamp: its keys only keep their identifiers known (no edge is derived from it).
+  SELECT 'crm_holdout', CAST(NULL AS TIMESTAMP),
+         key_type, normalize_identifier(key_type, customer_key), NULL, NULL, NULL, NULL, NULL, NULL
+  FROM crm_holdout
+),
+anchored AS (
+  SELECT source, ts, t1, v1, t2, v2, t3, v3, t4, v4,
+         CASE WHEN v1 IS NOT NULL THEN t1 WHEN v2 IS NOT NULL THEN t2 WHEN v3 IS NOT NULL THEN t3
+              WHEN v4 IS NOT NULL THEN t4 END AS anchor_type,
+         coalesce(v1, v2, v3, v4) AS anchor_value,
+         CAST(v1 IS NOT NULL AS INT) + CAST(v2 IS NOT NULL AS INT) + CAST(v3 IS NOT NULL AS INT)
+           + CAST(v4 IS NOT NULL AS INT) AS identifiers
+  FROM sightings
 )
--- each row's identifiers: first with second, first with third, and second with third when there is no first
-SELECT t1 AS a_type, v1 AS a_value, CASE WHEN v2 IS NOT NULL THEN t2 END AS b_type, v2 AS b_value, ts, source
-FROM sightings WHERE v1 IS NOT NULL
+SELECT anchor_type AS a_type, anchor_value AS a_value, CAST(NULL AS VARCHAR) AS b_type,
+       CAST(NULL AS VARCHAR) AS b_value, ts, source
+FROM anchored WHERE identifiers = 1
 UNION ALL
-SELECT t1, v1, t3, v3, ts, source FROM sightings WHERE v1 IS NOT NULL AND v3 IS NOT NULL
+SELECT anchor_type, anchor_value, t2, v2, ts, source FROM anchored WHERE v1 IS NOT NULL AND v2 IS NOT NULL
 UNION ALL
-SELECT t2, v2, CASE WHEN v3 IS NOT NULL THEN t3 END, v3, ts, source FROM sightings WHERE v1 IS NULL AND v2 IS NOT NULL
+SELECT anchor_type, anchor_value, t3, v3, ts, source
+FROM anchored WHERE coalesce(v1, v2) IS NOT NULL AND v3 IS NOT NULL
 UNION ALL
-SELECT t3, v3, NULL, NULL, ts, source FROM sightings WHERE v1 IS NULL AND v2 IS NULL AND v3 IS NOT NULL
+SELECT anchor_type, anchor_value, t4, v4, ts, source
+FROM anchored WHERE coalesce(v1, v2, v3) IS NOT NULL AND v4 IS NOT NULL

@@ -79,8 +79,70 @@ pub enum Command {
     Tables(TablesArgs),
     /// Generate a small data set under the storage root and run the pipeline on it, printing the results
     Demo(DemoArgs),
+    /// Run the SQL model project: each *.sql file becomes a Parquet table under the storage root
+    Run(RunArgs),
+    /// Copy tables of the storage root to a warehouse, verified by reading back
+    #[command(subcommand)]
+    Sync(SyncCommand),
+    /// Measure an identity map against ground truth: pairwise and B-cubed precision/recall/F1, cluster sizes,
+    /// over-merged clusters and what glued them, churn against a previous map
+    IdentityQuality(IdentityQualityArgs),
     /// Print the reference of every phygital SQL function (Markdown)
     Docs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Sync tables into a BigQuery dataset (defaults from phygital.toml [bigquery])
+    Bigquery(BigQueryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BigQueryArgs {
+    /// Google Cloud project
+    #[arg(long)]
+    pub project: Option<String>,
+    /// BigQuery dataset (created when missing, in --location)
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Dataset and job location, e.g. US, EU, europe-west3
+    #[arg(long)]
+    pub location: Option<String>,
+    /// Table to sync, NAME or NAME=SOURCE (source table under the storage root); repeatable
+    /// [default: every table of the storage root]
+    #[arg(long = "table", value_name = "NAME[=SOURCE]")]
+    pub tables: Vec<String>,
+    /// How rows reach the table: replace | append | merge | replace-partitions [default: replace]
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Merge key columns (comma-separated), for --mode merge
+    #[arg(long, value_delimiter = ',')]
+    pub key: Vec<String>,
+    /// Day-partitioning column (DATE/TIMESTAMP) of created tables; the partitions replaced by
+    /// --mode replace-partitions
+    #[arg(long)]
+    pub partition_by: Option<String>,
+    /// Clustering columns of created tables (comma-separated, at most 4)
+    #[arg(long, value_delimiter = ',')]
+    pub cluster_by: Vec<String>,
+    /// Service-account key file [default: application default credentials]
+    #[arg(long)]
+    pub credentials: Option<PathBuf>,
+    /// API endpoint of an emulator, e.g. http://127.0.0.1:9050 [env: BIGQUERY_EMULATOR_HOST]
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Fail instead of creating a missing dataset or table
+    #[arg(long)]
+    pub no_create: bool,
+    /// Print tables, modes and BigQuery schemas without sending any request
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Bytes of newline-delimited JSON per load job
+    #[arg(long, hide = true)]
+    pub chunk_bytes: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -129,12 +191,52 @@ pub struct TablesArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The model project: a folder of *.sql files, one SELECT each
+    #[arg(long, default_value = "sql")]
+    pub project: PathBuf,
+    /// Run only these models: NAME, NAME+ (and everything downstream), +NAME (and everything upstream);
+    /// repeatable
+    #[arg(long, short = 's', value_name = "SEL")]
+    pub select: Vec<String>,
+    /// Print the run report as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Stop at a model's first failing data test (by default all its tests run before the run stops)
+    #[arg(long)]
+    pub fail_fast: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityQualityArgs {
+    /// Ground truth (id_type, id_value, person_id): a table or a query
+    #[arg(long)]
+    pub truth: String,
+    /// Identity map (id_type, id_value, customer_id): a table or a query
+    #[arg(long)]
+    pub map: String,
+    /// A previous identity map: also report the churn between the two
+    #[arg(long)]
+    pub previous: Option<String>,
+    /// Junk identifiers (id_type, id_value, kind) that name what glued over-merged clusters
+    /// [default: truth_junk when it exists]
+    #[arg(long)]
+    pub junk: Option<String>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Number of customers to generate
     #[arg(long, default_value_t = 20_000)]
     pub customers: u64,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The model project to run [default: ./sql, else the shipped project of the source tree]
+    #[arg(long)]
+    pub project: Option<PathBuf>,
 }
 
 /// Runs a parsed command line.
@@ -160,7 +262,32 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Sql(args) => run_sql(&storage, &declared, &opts, &args).await,
         Command::Tables(args) => list_tables(&storage, &declared, &opts, args.json).await,
         Command::Demo(args) => {
-            crate::demo::run(&storage, &opts, args.customers, args.seed, progress).await
+            let project = args
+                .project
+                .clone()
+                .unwrap_or_else(crate::demo::default_project_dir);
+            crate::demo::run(
+                &storage,
+                &opts,
+                args.customers,
+                args.seed,
+                &project,
+                progress,
+            )
+            .await
+        }
+        Command::Run(args) => run_models(&storage, &declared, &opts, &args, &cli.global).await,
+        Command::Sync(SyncCommand::Bigquery(args)) => {
+            sync_bigquery(&storage, &declared, &opts, &config, args, progress).await
+        }
+        Command::IdentityQuality(args) => {
+            let options = crate::quality::QualityOptions {
+                truth: args.truth,
+                map: args.map,
+                previous: args.previous,
+                junk: args.junk,
+            };
+            crate::quality::run(&storage, &declared, &opts, &options, args.json).await
         }
         Command::Docs => {
             print_stdout(&phygital_udfs::documentation_markdown()?)?;
@@ -275,6 +402,37 @@ pub async fn generate_into(
     Ok(report)
 }
 
+async fn run_models(
+    storage: &str,
+    declared: &[TableDecl],
+    opts: &EngineOptions,
+    args: &RunArgs,
+    global: &GlobalArgs,
+) -> Result<()> {
+    // Project errors (syntax, headers, --select) come before any storage access.
+    let project = crate::runner::Project::load(&args.project)?;
+    let select = args
+        .select
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<Vec<_>>>()?;
+    let (ctx, root) = session::open_with_tables(storage, opts, declared).await?;
+    let options = crate::runner::RunOptions {
+        select,
+        fail_fast: args.fail_fast,
+        log_models: true,
+        progress_bar: !global.quiet && std::io::stderr().is_terminal(),
+    };
+    let mut report = crate::runner::run_project(&ctx, &root, &project, &options).await?;
+    if args.json {
+        print_stdout(&format!("{}\n", report.to_json()?))?;
+    }
+    match report.take_failure() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 async fn run_sql(
     storage: &str,
     declared: &[TableDecl],
@@ -349,6 +507,90 @@ async fn run_sql(
         .flush()
         .map_err(|e| Error::io("writing to stdout", e))?;
     Ok(())
+}
+
+async fn sync_bigquery(
+    storage: &str,
+    declared: &[TableDecl],
+    opts: &EngineOptions,
+    config: &Config,
+    args: BigQueryArgs,
+    progress: bool,
+) -> Result<()> {
+    use crate::sync::{BigQueryFlags, BigQuerySyncOptions, SyncReport, format_report};
+    let json = args.json;
+    let flags = BigQueryFlags {
+        project: args.project,
+        dataset: args.dataset,
+        location: args.location,
+        tables: args.tables,
+        mode: args.mode,
+        key: args.key,
+        partition_by: args.partition_by,
+        cluster_by: args.cluster_by,
+        credentials: args.credentials,
+        endpoint: args.endpoint,
+        no_create: args.no_create,
+        dry_run: args.dry_run,
+        chunk_bytes: args.chunk_bytes,
+    };
+    let options = BigQuerySyncOptions::resolve(
+        flags,
+        config.bigquery.as_ref(),
+        opts.storage.allow_instance_credentials,
+    )?;
+    // One bar per table, created when the table starts.
+    let bars = std::sync::Mutex::new(std::collections::HashMap::<String, ProgressBar>::new());
+    let on_progress = |table: &str, done: u64, total: u64| {
+        if !progress {
+            return;
+        }
+        let Ok(mut bars) = bars.lock() else {
+            return;
+        };
+        let bar = bars.entry(table.to_owned()).or_insert_with(|| {
+            let bar = ProgressBar::new(total);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{spinner} {msg:24} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows",
+            ) {
+                bar.set_style(style);
+            }
+            bar.set_message(table.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        bar.set_position(done);
+        if done >= total {
+            bar.finish_and_clear();
+        }
+    };
+    let report =
+        crate::sync::sync_bigquery(storage, opts, declared, &options, &on_progress).await?;
+    if let Ok(bars) = bars.lock() {
+        bars.values().for_each(ProgressBar::finish_and_clear);
+    }
+    if json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::Usage(format!("cannot render JSON: {e}")))?;
+        print_stdout(&format!("{text}\n"))
+    } else {
+        if let SyncReport::Synced(tables) = &report {
+            for table in tables {
+                tracing::info!(
+                    "{}: {} rows in {:.1} s ({:.1} s local, {:.1} s BigQuery, {} load jobs, {} bytes); manifest {}",
+                    table.manifest.table,
+                    table.manifest.rows,
+                    table.seconds,
+                    table.local_seconds,
+                    table.bigquery_seconds,
+                    table.load_jobs,
+                    table.bytes_uploaded,
+                    table.manifest_url
+                );
+            }
+        }
+        print_stdout(&format_report(&report))
+    }
 }
 
 /// A table with its row count, as `phygital tables` reports it.

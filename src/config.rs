@@ -14,7 +14,8 @@
 //! target_partitions = 4
 //! spill_dir = "/mnt/spill"
 //! ```
-//! Sections owned by later features (`[identity]`, `[attribution]`, `[bigquery]`) are kept as raw TOML here and
+//! `[bigquery]` holds the defaults of `phygital sync bigquery`. Sections owned by later features (`[identity]`,
+//! `[attribution]`) are kept as raw TOML here and
 //! validated by those features; any other unknown key is an error, so a typo never silently does nothing.
 
 use std::collections::BTreeMap;
@@ -45,7 +46,32 @@ pub struct Config {
     #[serde(default)]
     pub attribution: Option<toml::Table>,
     #[serde(default)]
-    pub bigquery: Option<toml::Table>,
+    pub bigquery: Option<BigQuerySection>,
+}
+
+/// `[bigquery]`: defaults of `phygital sync bigquery`; command-line flags win.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BigQuerySection {
+    pub project: Option<String>,
+    pub dataset: Option<String>,
+    pub location: Option<String>,
+    /// A service-account key file; application default credentials when absent.
+    pub credentials: Option<PathBuf>,
+    /// An emulator or private endpoint, e.g. "http://127.0.0.1:9050".
+    pub endpoint: Option<String>,
+    /// Tables to sync, "NAME" or "NAME=SOURCE"; every table of the storage root when empty.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// replace | append | merge | replace-partitions
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub key: Vec<String>,
+    pub partition_by: Option<String>,
+    #[serde(default)]
+    pub cluster_by: Vec<String>,
+    /// Create missing datasets and tables (default true).
+    pub create: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,9 +267,23 @@ mod tests {
             target_partitions = 3
             [bigquery]
             project = "p"
+            tables = ["customer_360", "daily=attribution_channel_daily"]
+            mode = "merge"
+            key = ["customer_id"]
             "#,
         )
         .unwrap();
+        let bigquery = c.bigquery.as_ref().unwrap();
+        assert_eq!(bigquery.project.as_deref(), Some("p"));
+        assert_eq!(bigquery.tables.len(), 2);
+        assert_eq!(bigquery.key, ["customer_id"]);
+        let err = Config::parse("[bigquery]\nproject = 'p'\ndataset_id = 'd'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dataset_id") && err.contains("line 3"),
+            "{err}"
+        );
         assert_eq!(c.storage.root.as_deref(), Some("s3://b/p"));
         assert_eq!(c.tables["stores"].format, TableFormat::Csv);
         let e = c.engine_options().unwrap();

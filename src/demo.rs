@@ -1,104 +1,127 @@
-//! `phygital demo`: generate a small omnichannel data set under the storage root and run what exists of the
-//! pipeline on it, printing each result. Later features add their steps to [`DEMO_QUERIES`].
+//! `phygital demo`: generate a small omnichannel data set under the storage root, run the shipped model
+//! project (`sql/`) on it with the model runner, and print the key tables: identity quality against the
+//! generator's ground truth, attribution by channel × model, segment value, ROPO and CRM lift vs the true effect.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::cli::{generate_into, summarize_tables};
 use crate::error::{Error, Result};
 use crate::generate::GenerateOptions;
 use crate::output::{OutputFormat, write_batches};
+use crate::runner::{Project, RunOptions, run_project};
 use crate::session::{self, EngineOptions};
 use crate::storage::StorageRoot;
 
-/// The shipped identity-edges model (`sql/identity_edges.sql`).
+/// The shipped identity models, for tests that stitch without running the whole project.
 pub const IDENTITY_EDGES_SQL: &str = include_str!("../sql/identity_edges.sql");
+pub const IDENTITY_MAP_SQL: &str = include_str!("../sql/identity_map.sql");
 
-/// Statements run before the demo's queries: the pipeline pieces that exist, as session views and tables.
-pub fn setup_statements() -> Vec<String> {
-    vec![
-        format!("CREATE VIEW identity_edges AS {IDENTITY_EDGES_SQL}"),
-        "CREATE TABLE identity_map AS SELECT * FROM identity_stitch('identity_edges')".to_string(),
-    ]
+/// The shipped model project: `sql/` of the working directory, else of the source tree the binary was built from.
+pub fn default_project_dir() -> PathBuf {
+    let local = Path::new("sql");
+    if local.is_dir() {
+        local.to_path_buf()
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("sql")
+    }
 }
 
-/// The demo's steps: a title and the SQL whose result is printed.
+/// The demo's result tables: a title and the SQL whose result is printed. Every table read here is a model
+/// of the shipped project except the ground truth (`truth_*`), which only the comparisons read.
 pub const DEMO_QUERIES: &[(&str, &str)] = &[
     (
-        "Conversions online and offline",
-        "SELECT source, count(*) AS conversions,
-                CAST(sum(amount) AS DECIMAL(14,2)) AS revenue,
-                CAST(avg(amount) AS DECIMAL(12,2)) AS avg_basket
-         FROM (
-           SELECT 'web order' AS source, revenue AS amount FROM web_events WHERE order_id IS NOT NULL
-           UNION ALL
-           SELECT 'app order', revenue FROM app_events WHERE order_id IS NOT NULL
-           UNION ALL
-           SELECT 'store receipt', amount FROM pos_receipts
-         ) GROUP BY source ORDER BY source",
+        "Conversions online and offline (stg_conversions)",
+        "SELECT source, channel, count(*) AS conversions, count(customer_id) AS with_customer,
+                CAST(sum(revenue) AS DECIMAL(14,2)) AS revenue
+         FROM stg_conversions GROUP BY source, channel ORDER BY source",
     ),
     (
-        "Marketing touches by channel",
-        "SELECT channel, count(*) AS touches, CAST(sum(cost) AS DECIMAL(14,2)) AS cost,
-                min(touch_ts) AS first_touch, max(touch_ts) AS last_touch
-         FROM marketing_touches GROUP BY channel ORDER BY touches DESC, channel",
-    ),
-    (
-        "Phones typed at the till, normalised to E.164 (identity normalisation)",
-        "SELECT count(*) AS receipts_with_phone,
-                count(normalize_phone(phone_raw)) AS valid_phones,
-                count(DISTINCT phone_raw) AS distinct_raw,
-                count(DISTINCT normalize_phone(phone_raw)) AS distinct_normalised,
-                CAST(100.0 * count(normalize_phone(phone_raw)) / count(*) AS DECIMAL(5,1)) AS pct_valid
-         FROM pos_receipts WHERE phone_raw IS NOT NULL",
-    ),
-    (
-        "Most frequent phones at the till (the stores' own numbers and junk stand out)",
-        "SELECT coalesce(normalize_phone(phone_raw), '(invalid)') AS phone, count(*) AS receipts,
-                count(DISTINCT store_id) AS stores, min(phone_raw) AS one_raw_form
-         FROM pos_receipts WHERE phone_raw IS NOT NULL
-         GROUP BY 1 ORDER BY receipts DESC, phone NULLS FIRST LIMIT 5",
-    ),
-    (
-        "E-mails on web events, raw vs normalised",
-        "SELECT count(DISTINCT email) AS distinct_raw, count(DISTINCT normalize_email(email)) AS distinct_normalised,
-                count(*) FILTER (WHERE email IS NOT NULL AND normalize_email(email) IS NULL) AS invalid
-         FROM web_events",
-    ),
-    (
-        "Identity stitching (sql/identity_edges.sql → identity_stitch): identifiers by status",
+        "Identity stitching (identity_map): identifiers by status",
         "SELECT status, count(*) AS identifiers, count(DISTINCT customer_id) AS customers
          FROM identity_map GROUP BY status ORDER BY identifiers DESC, status",
     ),
     (
-        "Stitched customers: identifiers per customer, online + offline",
-        "SELECT count(*) AS customers, CAST(avg(n) AS DECIMAL(6,2)) AS avg_identifiers, max(n) AS max_identifiers,
-                count(*) FILTER (WHERE online AND offline) AS seen_online_and_offline
-         FROM (SELECT customer_id, count(*) AS n,
-                      bool_or(id_type IN ('anonymous_id', 'user_id', 'device_id', 'app_account_id', 'email')) AS online,
-                      bool_or(id_type IN ('loyalty_card', 'phone')) AS offline
-               FROM identity_map WHERE customer_id IS NOT NULL GROUP BY customer_id)",
-    ),
-    (
-        "Stitching quality against the generator's ground truth (identity_quality)",
+        "Identity quality against the generator's ground truth (identity_quality)",
         "SELECT metric, round(value, 4) AS value
          FROM identity_quality('identity_map', 'truth_identifiers')
          WHERE metric IN ('pairwise_precision', 'pairwise_recall', 'pairwise_f1', 'bcubed_precision',
                           'bcubed_recall', 'bcubed_f1', 'over_merged_clusters', 'largest_cluster')
          ORDER BY metric",
     ),
+    (
+        "Attribution: share of conversions by channel and model (attribution_model_comparison)",
+        "SELECT channel,
+                round(last_touch_conversion_share, 3) AS last_touch,
+                round(first_touch_conversion_share, 3) AS first_touch,
+                round(linear_conversion_share, 3) AS linear,
+                round(position_based_conversion_share, 3) AS position_based,
+                round(time_decay_conversion_share, 3) AS time_decay,
+                round(markov_conversion_share, 3) AS markov,
+                round(shapley_conversion_share, 3) AS shapley
+         FROM attribution_model_comparison ORDER BY last_touch DESC, channel",
+    ),
+    (
+        "Attribution reconciles: credited conversions and revenue per model = the conversions (attribution_channel_daily)",
+        "SELECT d.model, round(sum(d.conversions), 6) AS conversions,
+                CAST(sum(d.revenue) AS DECIMAL(16,2)) AS revenue,
+                max(c.conversions) AS expected_conversions, max(c.revenue) AS expected_revenue
+         FROM attribution_channel_daily d
+         CROSS JOIN (SELECT count(*) AS conversions, CAST(sum(revenue) AS DECIMAL(16,2)) AS revenue
+                     FROM stg_conversions) c
+         GROUP BY d.model ORDER BY d.model",
+    ),
+    (
+        "Customer value by channel segment (segment_value)",
+        "SELECT channel_segment, customers, orders, CAST(revenue AS DECIMAL(16,2)) AS revenue,
+                round(revenue_per_customer, 2) AS revenue_per_customer,
+                round(uplift_vs_single_channel, 3) AS uplift_vs_single_channel
+         FROM segment_value ORDER BY revenue_per_customer DESC",
+    ),
+    (
+        "Cross-channel conversion, all weeks (cross_channel_conversion)",
+        "SELECT direction, sum(purchases) AS purchases, sum(purchases_with_customer) AS with_customer,
+                sum(cross_channel_purchases) AS cross_channel,
+                round(CAST(sum(cross_channel_purchases) AS DOUBLE) / sum(purchases_with_customer), 3) AS share
+         FROM cross_channel_conversion GROUP BY direction ORDER BY direction",
+    ),
+    (
+        "CRM incrementality from the holdout vs the generator's true effect (crm_incrementality)",
+        "WITH truth AS (
+           SELECT max(value) FILTER (WHERE metric = 'target_revenue_per_customer')
+                    / max(value) FILTER (WHERE metric = 'control_revenue_per_customer') - 1 AS revenue_per_customer,
+                  max(value) FILTER (WHERE metric = 'target_orders_per_customer')
+                    / max(value) FILTER (WHERE metric = 'control_orders_per_customer') - 1 AS orders_per_customer
+           FROM truth_crm_effect)
+         SELECT c.metric, round(c.control_mean, 3) AS control, round(c.target_mean, 3) AS target,
+                round(c.relative_lift, 3) AS relative_lift,
+                '[' || CAST(round(c.relative_lift_ci_low, 3) AS VARCHAR) || ', '
+                    || CAST(round(c.relative_lift_ci_high, 3) AS VARCHAR) || ']' AS ci_95,
+                round(t.true_lift, 3) AS true_relative_lift,
+                t.true_lift BETWEEN c.relative_lift_ci_low AND c.relative_lift_ci_high AS truth_in_ci
+         FROM crm_incrementality c
+         LEFT JOIN (SELECT 'revenue_per_customer' AS metric, revenue_per_customer AS true_lift FROM truth
+                    UNION ALL
+                    SELECT 'orders_per_customer', orders_per_customer FROM truth) t ON t.metric = c.metric
+         ORDER BY c.metric",
+    ),
 ];
 
-/// Runs the demo against `storage` (the embedded default is `./phygital-data`).
+/// Runs the demo against `storage` (the embedded default is `./phygital-data`) with the model project in
+/// `project_dir`.
 pub async fn run(
     storage: &str,
     opts: &EngineOptions,
     customers: u64,
     seed: u64,
+    project_dir: &Path,
     progress: bool,
 ) -> Result<()> {
     let started = Instant::now();
     let root = StorageRoot::parse(storage)?;
+    // Project errors come before anything is written.
+    let project = Project::load(project_dir)?;
     let mut out = std::io::stdout().lock();
     let mut say = |text: &str| -> Result<()> {
         writeln!(out, "{text}").map_err(|e| Error::io("writing to stdout", e))
@@ -114,14 +137,22 @@ pub async fn run(
     let report = generate_into(&root, &gopts, opts, progress).await?;
     say(&report.to_string())?;
 
+    say(&format!(
+        "\n== phygital run: {} models of {}",
+        project.models.len(),
+        project.dir.display()
+    ))?;
     let (ctx, _) = session::open(storage, opts).await?;
-    for statement in setup_statements() {
-        ctx.sql(&statement)
-            .await?
-            .collect()
-            .await
-            .map_err(|e| e.context("demo setup: identity edges and map"))?;
+    let options = RunOptions {
+        log_models: true,
+        progress_bar: progress,
+        ..Default::default()
+    };
+    let mut run = run_project(&ctx, &root, &project, &options).await?;
+    if let Some(error) = run.take_failure() {
+        return Err(error);
     }
+
     say("\n== Tables")?;
     let tables = summarize_tables(&ctx).await?;
     let names: Vec<_> = tables
@@ -146,10 +177,8 @@ pub async fn run(
         say(String::from_utf8_lossy(&text).trim_end())?;
     }
     say(&format!(
-        "\nDone in {:.1} s. Parquet tables are under {root}; query them with\n  phygital sql --storage {} \"SELECT * FROM pos_receipts LIMIT 5\"\n  phygital tables --storage {}",
+        "\nDone in {:.1} s. Parquet tables (sources and models) are under {root}; query them with\n  phygital sql --storage {storage} \"SELECT * FROM customer_360 LIMIT 5\"\n  phygital tables --storage {storage}",
         started.elapsed().as_secs_f64(),
-        storage,
-        storage
     ))?;
     Ok(())
 }

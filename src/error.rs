@@ -20,6 +20,13 @@ pub enum Error {
     /// A connector (BigQuery) failed.
     #[error(transparent)]
     Connector(#[from] phygital_connectors::ConnectorError),
+    /// A model of a `phygital run` project is invalid or failed: where (`sql/m.sql`, `sql/m.sql:3` or
+    /// `sql/m.sql:3:10`) and what.
+    #[error("{location}: {message}")]
+    Model { location: String, message: String },
+    /// A model project as a whole is invalid (a dependency cycle, a model without materialised output).
+    #[error("{0}")]
+    Project(String),
     /// Reading or writing a local file or the terminal failed.
     #[error("{context}: {source}")]
     Io {
@@ -36,6 +43,14 @@ impl From<object_store::Error> for Error {
 }
 
 impl Error {
+    /// A failure of the model at `location`, the engine's error rendered as one line.
+    pub fn in_model(location: impl Into<String>, e: &DataFusionError) -> Self {
+        Error::Model {
+            location: location.into(),
+            message: one_line_datafusion(e),
+        }
+    }
+
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),

@@ -10,8 +10,12 @@ pub mod demo;
 pub mod error;
 pub mod generate;
 pub mod output;
+pub mod quality;
+pub mod runner;
 pub mod session;
 pub mod storage;
+pub mod sync;
+pub mod table_manifest;
 pub mod tables;
 
 pub use error::{Error, Result};

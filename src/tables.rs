@@ -1,5 +1,7 @@
 //! Tables of a storage root: every folder of Parquet files directly under the root is a table named after the
 //! folder (hive partitions `key=value/` understood); `[tables]` in `phygital.toml` adds or overrides tables.
+//! A folder with a [`TableManifest`] (written by `phygital run`) is the version the manifest publishes, and
+//! nothing else in it.
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use object_store::path::Path;
 
 use crate::config::TableFormat;
 use crate::storage::StorageRoot;
+use crate::table_manifest::TableManifest;
 
 /// A table declared in configuration: `location` is a URL, an absolute path, or a path relative to the root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,9 +41,22 @@ pub struct TableInfo {
     pub schema: SchemaRef,
 }
 
-/// Names of the folders directly under `root` that hold Parquet files, sorted. Folders starting with `_` or `.`
-/// (manifests, staging, Spark's `_temporary`) are not tables.
+/// Names of the folders directly under `root` that hold a table, sorted: a published manifest, or Parquet files
+/// that a listing reads (directly or in `key=value/` folders). Folders starting with `_` or `.` (manifests,
+/// staging, Spark's `_temporary`) are not tables, nor is a folder whose only files are unpublished versions.
 pub async fn discover_tables(store: &dyn ObjectStore, root: &StorageRoot) -> Result<Vec<String>> {
+    Ok(discover(store, root)
+        .await?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
+}
+
+/// The tables under `root`, sorted by name, each with its manifest when it has one.
+async fn discover(
+    store: &dyn ObjectStore,
+    root: &StorageRoot,
+) -> Result<Vec<(String, Option<TableManifest>)>> {
     if root.is_missing_local_dir() {
         return Ok(vec![]);
     }
@@ -51,7 +67,7 @@ pub async fn discover_tables(store: &dyn ObjectStore, root: &StorageRoot) -> Res
         .map_err(|e| {
             DataFusionError::ObjectStore(Box::new(e)).context(format!("listing {root}"))
         })?;
-    let mut names = Vec::new();
+    let mut tables = Vec::new();
     for folder in listing.common_prefixes {
         let Some(name) = folder.filename() else {
             continue;
@@ -59,28 +75,40 @@ pub async fn discover_tables(store: &dyn ObjectStore, root: &StorageRoot) -> Res
         if name.starts_with(['_', '.']) {
             continue;
         }
-        if has_file_with_extension(store, &folder, ".parquet").await? {
-            names.push(name.to_string());
+        let manifest = TableManifest::read(store, &folder)
+            .await
+            .map_err(|e| e.context(format!("table '{name}'")))?;
+        if manifest.is_some() || has_listed_parquet_file(store, &folder).await? {
+            tables.push((name.to_string(), manifest));
         } else {
             tracing::debug!(folder = %folder, "no Parquet files: not a table");
         }
     }
-    names.sort();
-    Ok(names)
+    tables.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(tables)
 }
 
-async fn has_file_with_extension(
-    store: &dyn ObjectStore,
-    folder: &Path,
-    ext: &str,
-) -> Result<bool> {
+/// Whether DataFusion's listing of `folder` reads a Parquet file: one directly in it or in `key=value/` folders
+/// (`listing_table_ignore_subdirectory`), not hidden (`_`, `.`).
+async fn has_listed_parquet_file(store: &dyn ObjectStore, folder: &Path) -> Result<bool> {
     let mut files = store.list(Some(folder));
     while let Some(meta) = files
         .try_next()
         .await
         .map_err(|e| DataFusionError::ObjectStore(Box::new(e)))?
     {
-        if meta.location.as_ref().ends_with(ext) {
+        let Some(relative) = meta.location.prefix_match(folder) else {
+            continue;
+        };
+        let segments: Vec<_> = relative.collect();
+        let Some((file, folders)) = segments.split_last() else {
+            continue;
+        };
+        let file = file.as_ref();
+        if file.ends_with(".parquet")
+            && !file.starts_with(['_', '.'])
+            && folders.iter().all(|s| s.as_ref().contains('='))
+        {
             return Ok(true);
         }
     }
@@ -95,39 +123,86 @@ pub async fn register_storage_tables(
     declared: &[TableDecl],
 ) -> Result<Vec<String>> {
     let store = root.object_store(ctx)?;
-    let mut tables: Vec<TableDecl> = discover_tables(store.as_ref(), root)
-        .await?
-        .into_iter()
-        .filter(|name| !declared.iter().any(|d| &d.name == name))
-        .map(|name| TableDecl {
-            location: root.child_url(&name),
-            name,
-            format: TableFormat::Parquet,
-        })
-        .collect();
+    let mut names = Vec::new();
+    for (name, manifest) in discover(store.as_ref(), root).await? {
+        if declared.iter().any(|d| d.name == name) {
+            continue;
+        }
+        match manifest {
+            Some(manifest) => {
+                register_published_table(ctx, root, &manifest).await?;
+            }
+            None => {
+                let decl = TableDecl {
+                    location: root.child_url(&name),
+                    name: name.clone(),
+                    format: TableFormat::Parquet,
+                };
+                register_table(ctx, &decl).await?;
+            }
+        }
+        names.push(name);
+    }
     for d in declared {
-        tables.push(TableDecl {
+        let decl = TableDecl {
             location: resolve_location(root, &d.location),
             ..d.clone()
-        });
-    }
-    let mut names = Vec::with_capacity(tables.len());
-    for decl in &tables {
-        register_table(ctx, decl).await?;
+        };
+        register_table(ctx, &decl).await?;
         names.push(decl.name.clone());
     }
     names.sort();
     Ok(names)
 }
 
+/// Registers (or replaces) table `manifest.table` as the version the manifest names: only that version's files,
+/// with its partition columns typed as they were written (a `Date32` partition reads back as `Date32`).
+pub async fn register_published_table(
+    ctx: &SessionContext,
+    root: &StorageRoot,
+    manifest: &TableManifest,
+) -> Result<Arc<ListingTable>> {
+    let decl = TableDecl {
+        name: manifest.table.clone(),
+        location: root.child_url(&format!("{}/{}", manifest.table, manifest.version)),
+        format: TableFormat::Parquet,
+    };
+    let partitions = manifest
+        .partition_by
+        .iter()
+        .map(|name| {
+            let data_type = manifest
+                .columns
+                .iter()
+                .find(|c| &c.name == name)
+                .and_then(|c| c.data_type.parse::<DataType>().ok())
+                .unwrap_or(DataType::Utf8);
+            (name.clone(), data_type)
+        })
+        .collect();
+    ctx.deregister_table(TableReference::bare(decl.name.as_str()))?;
+    register_listing(ctx, &decl, Some(partitions)).await
+}
+
 /// Registers one table; a table that cannot be read (corrupt file, bad location) is an error naming it.
 pub async fn register_table(ctx: &SessionContext, decl: &TableDecl) -> Result<Arc<ListingTable>> {
+    register_listing(ctx, decl, None).await
+}
+
+/// `partitions`: the hive-partition columns with their types; inferred from the folders (as Utf8) when `None`.
+async fn register_listing(
+    ctx: &SessionContext,
+    decl: &TableDecl,
+    partitions: Option<Vec<(String, DataType)>>,
+) -> Result<Arc<ListingTable>> {
     if decl.name.is_empty() {
         return plan_err!("table with location '{}' has an empty name", decl.location);
     }
     let describe =
         |e: DataFusionError| e.context(format!("table '{}' at {}", decl.name, decl.location));
-    let table = listing_table(ctx, decl).await.map_err(describe)?;
+    let table = listing_table(ctx, decl, partitions)
+        .await
+        .map_err(describe)?;
     ctx.register_table(
         TableReference::bare(decl.name.as_str()),
         Arc::clone(&table) as Arc<dyn TableProvider>,
@@ -135,7 +210,11 @@ pub async fn register_table(ctx: &SessionContext, decl: &TableDecl) -> Result<Ar
     Ok(table)
 }
 
-async fn listing_table(ctx: &SessionContext, decl: &TableDecl) -> Result<Arc<ListingTable>> {
+async fn listing_table(
+    ctx: &SessionContext,
+    decl: &TableDecl,
+    partitions: Option<Vec<(String, DataType)>>,
+) -> Result<Arc<ListingTable>> {
     let url = ListingTableUrl::parse(&decl.location)?;
     let (format, ext): (Arc<dyn FileFormat>, &str) = match decl.format {
         TableFormat::Parquet => (Arc::new(ParquetFormat::default()), ".parquet"),
@@ -146,13 +225,16 @@ async fn listing_table(ctx: &SessionContext, decl: &TableDecl) -> Result<Arc<Lis
     let mut options = ListingOptions::new(Arc::clone(&format)).with_file_extension(ext);
     // Declared as Utf8 rather than the inferred Dictionary(UInt16, Utf8): partition values are short strings and
     // functions/joins then see the same type as ordinary string columns.
-    let partitions = options.infer_partitions(&state, &url).await?;
-    options = options.with_table_partition_cols(
-        partitions
+    let partitions = match partitions {
+        Some(typed) => typed,
+        None => options
+            .infer_partitions(&state, &url)
+            .await?
             .into_iter()
             .map(|p| (p, DataType::Utf8))
             .collect(),
-    );
+    };
+    options = options.with_table_partition_cols(partitions);
     let config = ListingTableConfig::new(url.clone()).with_listing_options(options);
     let config = match config.infer_schema(&state).await {
         Ok(c) => c,

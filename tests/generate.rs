@@ -199,6 +199,25 @@ fn observed_identifiers() -> String {
         ("loyalty_card", "loyalty_accounts", "loyalty_card", trimmed),
         ("loyalty_card", "qr_scans", "loyalty_card", trimmed),
         ("user_id", "web_events", "user_id", trimmed),
+        // The CRM's customer keys are identifiers too.
+        (
+            "email",
+            "(SELECT customer_key FROM crm_holdout WHERE key_type = 'email') h",
+            "customer_key",
+            canonical_email,
+        ),
+        (
+            "app_account_id",
+            "(SELECT customer_key FROM crm_holdout WHERE key_type = 'app_account_id') h",
+            "customer_key",
+            trimmed,
+        ),
+        (
+            "loyalty_card",
+            "(SELECT customer_key FROM crm_holdout WHERE key_type = 'loyalty_card') h",
+            "customer_key",
+            trimmed,
+        ),
     ];
     sources
         .iter()
@@ -448,6 +467,44 @@ async fn ground_truth_is_consistent_with_the_data() {
         11,
         "every channel has touches"
     );
+    // Linking evidence arrives the way retail data has it: CRM clicks record the landing cookie or app,
+    // guests leave e-mails on the site, signed-in cookies carry the user id on browsing events.
+    for (what, sql) in [
+        (
+            "CRM clicks landing on the site",
+            "SELECT * FROM marketing_touches WHERE channel IN ('email', 'sms') AND anonymous_id IS NOT NULL",
+        ),
+        (
+            "CRM links opening the app",
+            "SELECT * FROM marketing_touches WHERE channel IN ('email', 'sms') AND app_account_id IS NOT NULL",
+        ),
+        (
+            "guest e-mail captures",
+            "SELECT * FROM web_events WHERE event_name = 'email_capture' AND email IS NOT NULL",
+        ),
+        (
+            "signed-in browsing",
+            "SELECT * FROM web_events WHERE event_name = 'page_view' AND user_id IS NOT NULL",
+        ),
+        (
+            "app-issued loyalty cards",
+            "SELECT * FROM loyalty_accounts WHERE app_account_id IS NOT NULL AND store_id IS NULL",
+        ),
+    ] {
+        assert!(count(&ctx, sql).await > 0, "no {what}");
+    }
+    // ... and a minority of cookies never carries anything else: one page, then gone.
+    let cookies = ints(
+        &ctx,
+        "SELECT count(*), count(*) FILTER (WHERE events = 1) FROM          (SELECT anonymous_id, count(*) AS events FROM web_events GROUP BY 1)",
+    )
+    .await;
+    let bounced = cookies[1].unwrap() as f64 / cookies[0].unwrap() as f64;
+    assert!(
+        (0.01..0.15).contains(&bounced),
+        "one-event cookies {bounced}"
+    );
+
     // Segments are all there, and some customers are hard to link.
     assert_eq!(
         count(&ctx, "SELECT DISTINCT segment FROM truth_people").await,

@@ -292,3 +292,64 @@ async fn library_opens_an_s3_root_and_queries_it() {
     assert!(count > 0);
     assert_eq!(count.to_string(), expected);
 }
+
+#[test]
+fn model_project_runs_and_republishes_on_s3() {
+    let server = process_s3_server();
+    let root = server.url("runner");
+    generate(server, 300, 3, &root);
+    let project = match TempDir::new("s3-runner") {
+        Ok(dir) => dir,
+        Err(e) => panic!("cannot create a temp dir: {e}"),
+    };
+    let write = |name: &str, sql: &str| {
+        if let Err(e) = std::fs::write(project.path().join(format!("{name}.sql")), sql) {
+            panic!("cannot write {name}.sql: {e}");
+        }
+    };
+    write(
+        "receipts_by_store",
+        "-- partition_by: store_id\n-- test: not_null(receipts)\n\
+         SELECT store_id, count(*) AS receipts FROM pos_receipts GROUP BY store_id",
+    );
+    write(
+        "receipt_total",
+        "-- test: sql: SELECT * FROM receipt_total WHERE receipts = 0\n\
+         SELECT sum(receipts) AS receipts FROM receipts_by_store",
+    );
+    let project_dir = project.path().display().to_string();
+    let run_args = ["run", "--project", project_dir.as_str(), "--storage", &root];
+    let expected = single_value(&sql_csv(
+        server,
+        &root,
+        "SELECT count(*) AS n FROM pos_receipts",
+    ));
+    let total = "SELECT receipts FROM receipt_total";
+    // twice: the second run publishes over the first and deletes nothing it still needs
+    for _ in 0..2 {
+        phygital_ok(server, &run_args);
+        assert_eq!(single_value(&sql_csv(server, &root, total)), expected);
+    }
+    let tables = table_rows(&phygital_ok(
+        server,
+        &["tables", "--storage", &root, "--json"],
+    ));
+    assert_eq!(tables.get("receipt_total"), Some(&1));
+
+    // a failing data test leaves the published version in place
+    write(
+        "receipt_total",
+        "-- test: sql: SELECT * FROM receipt_total WHERE receipts > 0\n\
+         SELECT sum(receipts) + 1 AS receipts FROM receipts_by_store",
+    );
+    let failed = run(server.command(PHYGITAL), &run_args);
+    assert!(!failed.success, "stdout:\n{}", failed.stdout);
+    assert!(
+        failed
+            .stderr
+            .contains("receipt_total.sql:1: data test 'sql: SELECT"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(single_value(&sql_csv(server, &root, total)), expected);
+}

@@ -77,6 +77,56 @@ pub enum ConnectorError {
         http_status: Option<u16>,
         message: String,
     },
+
+    /// Credentials could not be read or used. The reason names the file or source, never a
+    /// key or token.
+    #[error("BigQuery credentials: {reason}")]
+    Credentials { reason: String },
+
+    /// A sync that cannot be carried out as asked: a missing dataset with creation disabled,
+    /// a key or partition column that does not exist or has the wrong type, an existing table
+    /// whose schema differs.
+    #[error("{reason}")]
+    InvalidRequest { reason: String },
+
+    /// The source rows could not be read.
+    #[error("reading the source of {table}: {message}")]
+    Source { table: String, message: String },
+
+    /// A BigQuery job finished with an error.
+    #[error("BigQuery job {job_id} ({what}) failed: {message}")]
+    JobFailed {
+        job_id: String,
+        what: String,
+        message: String,
+    },
+
+    /// The read-back check after a sync found BigQuery's table different from the source.
+    #[error(
+        "verification of {table} failed after {step}: BigQuery has {bigquery}, the source has {local}"
+    )]
+    VerificationFailed {
+        table: String,
+        step: String,
+        bigquery: String,
+        local: String,
+    },
+}
+
+impl ConnectorError {
+    /// Marks a retryable error as final after `attempts` attempts at `what`.
+    pub fn after_attempts(self, what: &str, attempts: u32) -> Self {
+        match self {
+            ConnectorError::BigQuery {
+                http_status,
+                message,
+            } => ConnectorError::BigQuery {
+                http_status,
+                message: format!("{what}: giving up after {attempts} attempts: {message}"),
+            },
+            other => other,
+        }
+    }
 }
 
 impl From<BQError> for ConnectorError {

@@ -26,6 +26,29 @@ const STORE_HOURS_US: i64 = 13 * HOUR_US;
 const MAX_JOURNEY_US: i64 = 14 * DAY_US;
 
 const SHOP_URL: &str = "https://www.phygital-shop.ru/";
+/// A web session of an account holder who is not signed in yet logs in with this probability (loyalty prices and
+/// points show only when signed in).
+const P_WEB_LOGIN: f64 = 0.5;
+/// A session of a guest (no web account) leaves an e-mail with this probability: the discount pop-up, a
+/// back-in-stock alert.
+const P_GUEST_EMAIL_CAPTURE: f64 = 0.15;
+/// An app session on a device where the app is not signed in yet signs in with this probability.
+const P_APP_SIGN_IN: f64 = 0.9;
+/// Share of CRM e-mails and SMS whose link the recipient follows.
+const P_EMAIL_CLICK: f64 = 0.15;
+const P_SMS_CLICK: f64 = 0.12;
+/// A followed link opens the app (a universal link) rather than the site, for people with both.
+const P_LINK_OPENS_APP: f64 = 0.4;
+
+/// Share of ad clicks that open in a social network's in-app browser or a private window: one page on a cookie
+/// never seen again (the unlinkable minority of real web data).
+fn p_throwaway_session(channel: Channel) -> f64 {
+    if channel == Channel::PaidSocial {
+        0.05
+    } else {
+        0.01
+    }
+}
 const CURRENCY: &str = "RUB";
 
 /// Everything shared by all customers of a run.
@@ -293,8 +316,18 @@ impl Slots {
 /// What brought a web session about; sessions are replayed in time order so cookies rotate chronologically.
 enum Visit {
     Touch(Channel),
-    QrLanding { store: usize, with_card: bool },
+    QrLanding {
+        store: usize,
+        with_card: bool,
+    },
     Order(i64),
+    /// A followed CRM link: the message's touch row (sent at `sent_us`) gets the landing cookie.
+    CrmClick {
+        channel: Channel,
+        campaign: String,
+        ids: TouchIds,
+        sent_us: i64,
+    },
 }
 
 struct Emitter<'w, 't> {
@@ -355,7 +388,7 @@ impl Emitter<'_, '_> {
         for (ts, visit) in visits {
             self.web_visit(ts, visit)?;
         }
-        if plan.traits.loyalty {
+        if self.id.loyalty_card.is_some() {
             self.loyalty_account(&plan.traits)?;
         }
         if let Some(group) = plan.crm_group {
@@ -443,17 +476,13 @@ impl Emitter<'_, '_> {
         let week = self.campaign_week(ts);
         match channel {
             Channel::Sms => {
-                let phone_raw = self.id.phone_raw(&mut self.rng);
+                let phone_raw = self.id.phone_on_file(&mut self.rng);
                 let campaign = format!("crm_sms_w{week:02}");
-                self.push_touch(
-                    ts,
-                    channel,
-                    Some(&campaign),
-                    TouchIds {
-                        phone_raw,
-                        ..TouchIds::default()
-                    },
-                )
+                let ids = TouchIds {
+                    phone_raw,
+                    ..TouchIds::default()
+                };
+                self.crm_message(channel, ts, campaign, ids, P_SMS_CLICK, visits)
             }
             Channel::Email => {
                 // The e-mail service sends to the address as registered, with the odd legacy import.
@@ -463,15 +492,11 @@ impl Emitter<'_, '_> {
                     self.id.email_raw(&mut self.rng)
                 };
                 let campaign = format!("crm_email_w{week:02}");
-                self.push_touch(
-                    ts,
-                    channel,
-                    Some(&campaign),
-                    TouchIds {
-                        email,
-                        ..TouchIds::default()
-                    },
-                )
+                let ids = TouchIds {
+                    email,
+                    ..TouchIds::default()
+                };
+                self.crm_message(channel, ts, campaign, ids, P_EMAIL_CLICK, visits)
             }
             Channel::Push => {
                 let app_account_id = self.id.app_account();
@@ -487,7 +512,7 @@ impl Emitter<'_, '_> {
                 )?;
                 if self.rng.chance(0.35) {
                     let opened = ts + self.rng.range_i64(MINUTE_US, 30 * MINUTE_US);
-                    self.app_session(opened, Some(&campaign), None)?;
+                    self.app_session(opened, Some(("push_open", &campaign)), None)?;
                 }
                 Ok(())
             }
@@ -510,7 +535,8 @@ impl Emitter<'_, '_> {
             }
             Channel::QrScan => {
                 let store = self.store();
-                let with_card = plan.traits.loyalty && self.rng.chance(0.7);
+                let with_card =
+                    self.id.card_in_store && self.id.loyalty_card.is_some() && self.rng.chance(0.7);
                 if plan.traits.app && self.rng.chance(0.6) {
                     let app_account_id = self.id.app_account();
                     let loyalty_card = if with_card {
@@ -546,6 +572,48 @@ impl Emitter<'_, '_> {
         }
     }
 
+    /// A CRM e-mail or SMS. Its touch row is the send; when the recipient follows the link, the row also records
+    /// where it opened, as e-mail services report clicks: the app account (a universal link opens the app) or
+    /// the cookie of the landing session (the click id in the URL joins the two), and that session follows.
+    fn crm_message(
+        &mut self,
+        channel: Channel,
+        ts: i64,
+        campaign: String,
+        ids: TouchIds,
+        p_click: f64,
+        visits: &mut Vec<(i64, Visit)>,
+    ) -> Result<()> {
+        let (web, app) = (self.id.browses_web(), self.id.app_account_id.is_some());
+        if !(web || app) || !self.rng.chance(p_click) {
+            return self.push_touch(ts, channel, Some(&campaign), ids);
+        }
+        let opened = ts + self.rng.range_i64(MINUTE_US, 6 * HOUR_US);
+        if app && (!web || self.rng.chance(P_LINK_OPENS_APP)) {
+            let app_account_id = self.id.app_account();
+            self.push_touch(
+                ts,
+                channel,
+                Some(&campaign),
+                TouchIds {
+                    app_account_id,
+                    ..ids
+                },
+            )?;
+            return self.app_session(opened, Some(("link_open", &campaign)), None);
+        }
+        visits.push((
+            opened,
+            Visit::CrmClick {
+                channel,
+                campaign,
+                ids,
+                sent_us: ts,
+            },
+        ));
+        Ok(())
+    }
+
     fn qr_scan(
         &mut self,
         ts: i64,
@@ -576,7 +644,12 @@ impl Emitter<'_, '_> {
 
     /// One web session: landing page, a few more pages, maybe a login; or the checkout of an order.
     fn web_visit(&mut self, ts: i64, visit: Visit) -> Result<()> {
-        let Some(cookie) = self.id.cookie(&self.world.keys, &mut self.rng) else {
+        if let Visit::Touch(channel) = visit
+            && self.rng.chance(p_throwaway_session(channel))
+        {
+            return self.bounce(ts, channel);
+        }
+        let Some(cookie) = self.id.cookie(&self.world.keys, ts, &mut self.rng) else {
             return Ok(());
         };
         match visit {
@@ -619,7 +692,59 @@ impl Emitter<'_, '_> {
                 self.browse(ts, &cookie, &landing)
             }
             Visit::Order(amount) => self.web_order(ts, &cookie, amount),
+            Visit::CrmClick {
+                channel,
+                campaign,
+                ids,
+                sent_us,
+            } => {
+                self.push_touch(
+                    sent_us,
+                    channel,
+                    Some(&campaign),
+                    TouchIds {
+                        anonymous_id: Some(cookie.clone()),
+                        ..ids
+                    },
+                )?;
+                let utm = if channel == Channel::Sms {
+                    ("crm", "sms", "crm_sms")
+                } else {
+                    ("crm", "email", "crm_email")
+                };
+                let mut landing = Landing::for_channel(channel, &mut self.rng, &self.world.model);
+                landing.utm = Some(utm);
+                // CRM links carry a login token: an account holder lands signed in.
+                if self.id.user_id.is_some() {
+                    self.id.sign_in();
+                }
+                self.browse(ts, &cookie, &landing)
+            }
         }
+    }
+
+    /// An ad click that opened in a private window or an in-app browser: one page, then gone.
+    fn bounce(&mut self, ts: i64, channel: Channel) -> Result<()> {
+        let cookie = self.id.throwaway_cookie(&self.world.keys);
+        let landing = Landing::for_channel(channel, &mut self.rng, &self.world.model);
+        self.push_touch(
+            ts,
+            channel,
+            landing.utm.map(|u| u.2),
+            TouchIds {
+                anonymous_id: Some(cookie.clone()),
+                ..TouchIds::default()
+            },
+        )?;
+        self.web_event(WebEvent {
+            ts,
+            cookie: &cookie,
+            name: "page_view",
+            url: &landing.url(),
+            utm: landing.utm,
+            referrer: landing.referrer,
+            ..WebEvent::default()
+        })
     }
 
     fn web_event(&mut self, row: WebEvent<'_>) -> Result<()> {
@@ -643,16 +768,17 @@ impl Emitter<'_, '_> {
     }
 
     fn browse(&mut self, start: i64, cookie: &str, landing: &Landing) -> Result<()> {
-        let mut url = format!("{SHOP_URL}{}", landing.path);
-        if let Some((source, medium, campaign)) = landing.utm {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            url = format!(
-                "{url}{sep}utm_source={source}&utm_medium={medium}&utm_campaign={campaign}"
-            );
-        }
+        let url = landing.url();
+        // A cookie that logged in before is still signed in ("remember me").
+        let mut user_id = if self.id.signed_in() {
+            self.id.user()
+        } else {
+            None
+        };
         self.web_event(WebEvent {
             ts: start,
             cookie,
+            user_id: user_id.as_deref(),
             name: "page_view",
             url: &url,
             utm: landing.utm,
@@ -660,8 +786,8 @@ impl Emitter<'_, '_> {
             ..WebEvent::default()
         })?;
         let mut ts = start;
-        let mut user_id = None;
-        if self.id.user_id.is_some() && self.rng.chance(0.25) {
+        if user_id.is_none() && self.id.user_id.is_some() && self.rng.chance(P_WEB_LOGIN) {
+            self.id.sign_in();
             ts += self.rng.range_i64(10_000_000, 2 * MINUTE_US);
             user_id = self.id.user();
             let email = self.id.email_raw(&mut self.rng);
@@ -672,6 +798,20 @@ impl Emitter<'_, '_> {
                 email: email.as_deref(),
                 name: "login",
                 url: &format!("{SHOP_URL}account/login"),
+                ..WebEvent::default()
+            })?;
+        } else if self.id.user_id.is_none()
+            && !self.id.emails.is_empty()
+            && self.rng.chance(P_GUEST_EMAIL_CAPTURE)
+        {
+            ts += self.rng.range_i64(10_000_000, 2 * MINUTE_US);
+            let email = self.id.email_raw(&mut self.rng);
+            self.web_event(WebEvent {
+                ts,
+                cookie,
+                email: email.as_deref(),
+                name: "email_capture",
+                url: &format!("{SHOP_URL}subscribe"),
                 ..WebEvent::default()
             })?;
         }
@@ -713,9 +853,14 @@ impl Emitter<'_, '_> {
             url: &cart_url,
             ..WebEvent::default()
         })?;
-        let logged_in = self.id.user_id.is_some() && self.rng.chance(0.7);
+        let signed_in = self.id.signed_in();
+        let logged_in = self.id.user_id.is_some() && (signed_in || self.rng.chance(0.7));
         let user_id = if logged_in { self.id.user() } else { None };
-        let email = if logged_in {
+        let email = if signed_in && logged_in {
+            // Already signed in: the order carries the account's e-mail without a login step.
+            self.id.email_raw(&mut self.rng)
+        } else if logged_in {
+            self.id.sign_in();
             let email = self.id.email_raw(&mut self.rng);
             let login_ts = ts - self.rng.range_i64(MINUTE_US, 2 * MINUTE_US);
             self.web_event(WebEvent {
@@ -780,30 +925,30 @@ impl Emitter<'_, '_> {
         })
     }
 
-    /// An app session: a background visit, a push open (`campaign`) or an order (`order_amount`).
+    /// An app session: a background visit, an open from a push or a link (`(event name, campaign)`), or an
+    /// order (`order_amount`).
     fn app_session(
         &mut self,
         start: i64,
-        campaign: Option<&str>,
+        opened_by: Option<(&'static str, &str)>,
         order_amount: Option<i64>,
     ) -> Result<()> {
-        let Some(device) = self.id.device(&mut self.rng) else {
+        // Ordering needs the account; a device where the app was never signed in browses logged out.
+        let Some((device, signed_in)) =
+            self.id
+                .device(&mut self.rng, P_APP_SIGN_IN, order_amount.is_some())
+        else {
             return Ok(());
         };
-        // Ordering needs the account; browsing happens logged out now and then.
-        let account = if order_amount.is_some() || self.rng.chance(0.9) {
+        let account = if signed_in {
             self.id.app_account()
         } else {
             None
         };
-        let mut events: Vec<(&'static str, Option<&str>)> = vec![(
-            if campaign.is_some() {
-                "push_open"
-            } else {
-                "app_open"
-            },
-            campaign,
-        )];
+        let mut events: Vec<(&'static str, Option<&str>)> = vec![match opened_by {
+            Some((event, campaign)) => (event, Some(campaign)),
+            None => ("app_open", None),
+        }];
         for _ in 0..1 + self.rng.below(3) {
             events.push(("screen_view", None));
         }
@@ -862,7 +1007,7 @@ impl Emitter<'_, '_> {
     /// who refuse, a placeholder now and then.
     fn receipt(&mut self, ts: i64, conversion: &Conversion, amount: i64) -> Result<()> {
         let store = self.store();
-        let loyalty_card = if self.rng.chance(0.85) {
+        let loyalty_card = if self.id.card_in_store && self.rng.chance(0.85) {
             self.id.loyalty_raw(&mut self.rng, 0.04)
         } else {
             None
@@ -877,7 +1022,8 @@ impl Emitter<'_, '_> {
             self.rng.pick(PLACEHOLDER_PHONES).map(|p| p.0.to_string())
         } else if self
             .rng
-            .chance(if loyalty_card.is_some() { 0.25 } else { 0.7 })
+            // Tills find the loyalty account by the phone the customer says, so card and phone often go together.
+            .chance(if loyalty_card.is_some() { 0.5 } else { 0.7 })
         {
             self.id.phone_raw(&mut self.rng)
         } else {
@@ -916,8 +1062,11 @@ impl Emitter<'_, '_> {
         let Some(card) = self.id.loyalty_raw(&mut self.rng, 0.0) else {
             return Ok(());
         };
-        let phone_raw = if !self.id.phones.is_empty() && self.rng.chance(0.96) {
-            self.id.phone_raw(&mut self.rng)
+        // A hard-to-link person's card was issued by the app, which never got the phone given at the till.
+        let phone_raw = if !self.id.card_in_store {
+            None
+        } else if !self.id.phones.is_empty() && self.rng.chance(0.96) {
+            self.id.phone_on_file(&mut self.rng)
         } else if !self.id.phones.is_empty() || self.rng.chance(0.3) {
             self.rng.pick(PLACEHOLDER_PHONES).map(|p| p.0.to_string())
         } else {
@@ -930,7 +1079,9 @@ impl Emitter<'_, '_> {
         } else {
             None
         };
-        let app_account_id = if self.rng.chance(0.75) {
+        // The app shows the loyalty card: a card the app issued names its app account, and nearly every app user
+        // with a plastic card added it there.
+        let app_account_id = if !traits.loyalty || self.rng.chance(0.95) {
             self.id.app_account()
         } else {
             None
@@ -939,9 +1090,7 @@ impl Emitter<'_, '_> {
             self.world.period_start_us - 3 * 365 * DAY_US,
             self.world.period_start_us,
         );
-        let store_id = traits
-            .segment
-            .shops_offline()
+        let store_id = (traits.segment.shops_offline() && self.id.card_in_store)
             .then(|| self.store_id(self.id.home_store));
         self.tables.loyalty.push(LoyaltyAccountRow {
             loyalty_card: &card,
@@ -956,15 +1105,14 @@ impl Emitter<'_, '_> {
 
     /// The key the CRM knows the customer by: loyalty card, else the e-mail as registered, else the app account.
     fn crm_holdout(&mut self, group: CrmGroup) {
-        let key = if let Some(card) = &self.id.loyalty_card {
-            Some((card.clone(), IdType::LoyaltyCard))
-        } else if let (Some(_), Some(email)) = (&self.id.user_id, self.id.emails.first()) {
-            Some((email.as_registered(), IdType::Email))
+        let key = if let Some(card) = self.id.loyalty_card.clone() {
+            Some((card, IdType::LoyaltyCard))
+        } else if self.id.user_id.is_some()
+            && let Some(email) = self.id.registered_email()
+        {
+            Some((email, IdType::Email))
         } else {
-            self.id
-                .app_account_id
-                .clone()
-                .map(|a| (a, IdType::AppAccountId))
+            self.id.app_account().map(|a| (a, IdType::AppAccountId))
         };
         if let Some((customer_key, key_type)) = key {
             self.tables.crm.push(CrmHoldoutRow {
@@ -1012,6 +1160,18 @@ struct Landing {
 }
 
 impl Landing {
+    /// The landing page's URL with its UTM parameters.
+    fn url(&self) -> String {
+        let url = format!("{SHOP_URL}{}", self.path);
+        match self.utm {
+            Some((source, medium, campaign)) => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}utm_source={source}&utm_medium={medium}&utm_campaign={campaign}")
+            }
+            None => url,
+        }
+    }
+
     fn for_channel(channel: Channel, rng: &mut Rng, model: &Model) -> Landing {
         const PATHS: &[&str] = &[
             "",

@@ -425,13 +425,24 @@ pub(crate) const JUNK_EMAILS: &[(&str, &str, &str)] = &[
 
 /// Cookies are scrambled with `browser * 4096 + generation` as slot: rotation stops at the last generation.
 const MAX_COOKIE_GENERATION: u32 = 4095;
+/// The pseudo-browser index of throwaway cookies (private windows, in-app browsers); real browsers are 0..3.
+const THROWAWAY_BROWSER: u32 = 200;
+/// Share of browsers that expire the shop's cookie after a week without a visit (Safari's tracking prevention
+/// where the shop's cookie is not set by its server).
+const P_EXPIRING_BROWSER: f64 = 0.15;
+const COOKIE_EXPIRY_US: i64 = 7 * 24 * 3600 * 1_000_000;
+/// Chance that the person cleared cookies since the previous session on a browser.
+const P_COOKIES_CLEARED: f64 = 0.03;
 
-/// A browser with rotating cookies.
+/// A browser and its cookie: it changes when cookies are cleared or, on an expiring browser, after a week away.
 struct Browser {
     index: u32,
     generation: u32,
-    sessions_on_cookie: u32,
-    rotate_every: u32,
+    expires_cookies: bool,
+    /// Time of the latest session on the browser; `None` before the first.
+    last_visit_us: Option<i64>,
+    /// The shop's "remember me" login of the current cookie: lost with the cookie.
+    signed_in: bool,
 }
 
 /// A person's identifiers, with a record of those that actually reached a table (the truth).
@@ -444,8 +455,16 @@ pub(crate) struct Identity {
     pub(crate) user_id: Option<String>,
     pub(crate) app_account_id: Option<String>,
     devices: Vec<String>,
+    /// Per device: the app keeps its login once the person has signed in there.
+    devices_signed_in: Vec<bool>,
     browsers: Vec<Browser>,
+    /// The browser of the latest [`Identity::cookie`] session.
+    current_browser: usize,
+    /// Throwaway cookies handed out so far.
+    throwaway_cookies: u32,
     pub(crate) loyalty_card: Option<String>,
+    /// The card is shown at the till and in store; not for hard-to-link people, whose card lives in the app only.
+    pub(crate) card_in_store: bool,
     /// Index of the store the person usually shops at.
     pub(crate) home_store: usize,
     /// Identifiers that reached a row; the truth lists exactly these.
@@ -496,15 +515,21 @@ impl Identity {
             devices: (0..device_count as u32)
                 .map(|d| keys.device_id(customer, d))
                 .collect(),
+            devices_signed_in: vec![false; device_count],
             browsers: (0..browser_count as u32)
                 .map(|index| Browser {
                     index,
                     generation: 0,
-                    sessions_on_cookie: 0,
-                    rotate_every: 2 + rng.below(5) as u32,
+                    expires_cookies: rng.chance(P_EXPIRING_BROWSER),
+                    last_visit_us: None,
+                    signed_in: false,
                 })
                 .collect(),
-            loyalty_card: traits.loyalty.then(|| keys.loyalty_card(customer)),
+            current_browser: 0,
+            throwaway_cookies: 0,
+            // The app is also a digital loyalty card: every app user has one.
+            loyalty_card: (traits.loyalty || traits.app).then(|| keys.loyalty_card(customer)),
+            card_in_store: !traits.hard,
             home_store: rng.index(stores),
             used: Vec::new(),
         })
@@ -566,6 +591,13 @@ impl Identity {
         Some(raw)
     }
 
+    /// The phone the person gave at sign-up (the first one): what the loyalty account and the CRM hold.
+    pub(crate) fn phone_on_file(&mut self, rng: &mut Rng) -> Option<String> {
+        let raw = raw_phone(self.phones.first()?, rng);
+        self.used.push(IdUse::Phone(0));
+        Some(raw)
+    }
+
     pub(crate) fn app_account(&mut self) -> Option<String> {
         let id = self.app_account_id.clone()?;
         self.used.push(IdUse::AppAccount);
@@ -578,30 +610,75 @@ impl Identity {
         Some(id)
     }
 
-    pub(crate) fn device(&mut self, rng: &mut Rng) -> Option<String> {
+    /// An app session on one of the person's devices, and whether the app is signed in there: once signed in
+    /// (with probability `p_sign_in` per session, or always when `must_sign_in`, e.g. to order) it stays so.
+    pub(crate) fn device(
+        &mut self,
+        rng: &mut Rng,
+        p_sign_in: f64,
+        must_sign_in: bool,
+    ) -> Option<(String, bool)> {
         let i = rng.index(self.devices.len());
         let id = self.devices.get(i)?.clone();
         self.used.push(IdUse::Device(i));
-        Some(id)
+        let signed_in = self.devices_signed_in.get_mut(i)?;
+        if !*signed_in && (must_sign_in || rng.chance(p_sign_in)) {
+            *signed_in = true;
+        }
+        Some((id, *signed_in))
     }
 
-    /// The cookie of a session on one of the person's browsers; cookies rotate every few sessions.
-    pub(crate) fn cookie(&mut self, keys: &IdKeys, rng: &mut Rng) -> Option<String> {
+    /// The cookie of a session at `ts` on one of the person's browsers (sessions come in time order). The cookie
+    /// changes when the person cleared cookies, or after a week without a visit on an expiring browser.
+    pub(crate) fn cookie(&mut self, keys: &IdKeys, ts: i64, rng: &mut Rng) -> Option<String> {
         let i = rng.index(self.browsers.len());
+        let cleared = rng.chance(P_COOKIES_CLEARED);
         let browser = self.browsers.get_mut(i)?;
-        if browser.sessions_on_cookie >= browser.rotate_every
-            && browser.generation < MAX_COOKIE_GENERATION
-        {
-            browser.generation += 1;
-            browser.sessions_on_cookie = 0;
+        if let Some(last) = browser.last_visit_us {
+            let expired = browser.expires_cookies && ts - last > COOKIE_EXPIRY_US;
+            if (expired || cleared) && browser.generation < MAX_COOKIE_GENERATION {
+                browser.generation += 1;
+                browser.signed_in = false;
+            }
         }
-        browser.sessions_on_cookie += 1;
+        browser.last_visit_us = Some(ts);
+        self.current_browser = i;
         let (index, generation) = (browser.index, browser.generation);
         self.used.push(IdUse::Cookie {
             browser: index,
             generation,
         });
         Some(keys.anonymous_id(self.customer, index, generation))
+    }
+
+    /// A cookie used for one session only: a private window or the in-app browser of a social network.
+    pub(crate) fn throwaway_cookie(&mut self, keys: &IdKeys) -> String {
+        let generation = self.throwaway_cookies.min(MAX_COOKIE_GENERATION);
+        self.throwaway_cookies += 1;
+        self.used.push(IdUse::Cookie {
+            browser: THROWAWAY_BROWSER,
+            generation,
+        });
+        keys.anonymous_id(self.customer, THROWAWAY_BROWSER, generation)
+    }
+
+    /// Whether the cookie of the latest session carries the shop's login.
+    pub(crate) fn signed_in(&self) -> bool {
+        self.browsers
+            .get(self.current_browser)
+            .is_some_and(|b| b.signed_in)
+    }
+
+    /// The person logs in on the browser of the latest session: its cookie stays signed in until it rotates.
+    pub(crate) fn sign_in(&mut self) {
+        if let Some(browser) = self.browsers.get_mut(self.current_browser) {
+            browser.signed_in = true;
+        }
+    }
+
+    /// Whether the person browses the web shop at all (has a browser).
+    pub(crate) fn browses_web(&self) -> bool {
+        !self.browsers.is_empty()
     }
 
     /// A loyalty card as presented or typed: sometimes with stray whitespace.

@@ -2,6 +2,9 @@
 //! (once, into a cache under the cargo target dir); the tests start and stop them here. A server that cannot
 //! be installed or started is an error for the test, never a reason to skip it.
 
+// Each test binary includes this file and uses some of its servers.
+#![allow(dead_code)]
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -120,6 +123,15 @@ impl ServerProcess {
 
     /// Waits until `ready()` holds; fails early if the process exits.
     fn wait_until(&mut self, what: &str, ready: impl Fn() -> bool) -> Result<(), String> {
+        self.wait_until_within(what, READY_TIMEOUT, ready)
+    }
+
+    fn wait_until_within(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        ready: impl Fn() -> bool,
+    ) -> Result<(), String> {
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = self.process.try_wait() {
@@ -132,10 +144,10 @@ impl ServerProcess {
             if ready() {
                 return Ok(());
             }
-            if started.elapsed() > READY_TIMEOUT {
+            if started.elapsed() > timeout {
                 return Err(format!(
                     "{what} not ready after {} s; log {}:\n{}",
-                    READY_TIMEOUT.as_secs(),
+                    timeout.as_secs(),
                     self.log.display(),
                     log_tail(&self.log)
                 ));
@@ -298,5 +310,82 @@ fn without_aws_env(command: &mut Command) {
         if key.to_string_lossy().starts_with("AWS_") {
             command.env_remove(key);
         }
+    }
+}
+
+/// The project every BigQuery emulator request uses.
+pub const BIGQUERY_PROJECT: &str = "test-proj";
+
+/// A BigQuery emulator (local-bigquery 0.4.0, DuckDB underneath) on 127.0.0.1 with project
+/// [`BIGQUERY_PROJECT`] and its data in a fresh folder. Auth is not checked: any token works.
+/// The server stops when this value is dropped (or with the test process, through the watchdog).
+pub struct BigQueryServer {
+    /// `http://127.0.0.1:<port>`
+    pub endpoint: String,
+    pub port: u16,
+    /// Time to install (a no-op once cached) and start the server.
+    pub startup: Duration,
+    _process: ServerProcess,
+    data_dir: PathBuf,
+}
+
+/// local-bigquery takes 6-9 s to start on this class of machine; allow for a loaded one.
+const BIGQUERY_READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+impl BigQueryServer {
+    pub fn start() -> Result<BigQueryServer, String> {
+        let started = Instant::now();
+        let dir = install("bigquery")?;
+        let log_dir = dir.with_file_name("logs");
+        std::fs::create_dir_all(&log_dir)
+            .map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
+        let mut last_error = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let (port, grpc_port) = (free_port()?, free_port()?);
+            let data_dir = std::env::temp_dir()
+                .join(format!("phygital-bigquery-{}-{port}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&data_dir);
+            std::fs::create_dir_all(&data_dir)
+                .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+            let mut command = Command::new(dir.join("bin/local-bigquery"));
+            command
+                .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+                .args([
+                    "--grpc-port",
+                    &grpc_port.to_string(),
+                    "--project",
+                    BIGQUERY_PROJECT,
+                ])
+                .arg("--data-dir")
+                .arg(&data_dir)
+                // DuckDB loads its extensions from $HOME/.duckdb; the install put them there.
+                .env("HOME", dir.join("duckdb-home"));
+            let log = log_dir.join(format!("bigquery-{port}.log"));
+            let mut process = ServerProcess::spawn(command, log)?;
+            let ready = process.wait_until_within("local-bigquery", BIGQUERY_READY_TIMEOUT, || {
+                http_ok(port, "/bigquery/v2/projects")
+            });
+            if let Err(e) = ready {
+                last_error = e;
+                let _ = std::fs::remove_dir_all(&data_dir);
+                continue;
+            }
+            return Ok(BigQueryServer {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                port,
+                startup: started.elapsed(),
+                _process: process,
+                data_dir,
+            });
+        }
+        Err(format!(
+            "the BigQuery emulator did not start in {START_ATTEMPTS} attempts: {last_error}"
+        ))
+    }
+}
+
+impl Drop for BigQueryServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }

@@ -9,7 +9,8 @@
 #                                          that a test run that is killed (timeout, Ctrl-C), or a server kept
 #                                          for a whole test process, leaves nothing running
 #
-# Services: s3 (moto, an S3-compatible server). Tests start and stop the servers themselves
+# Services: s3 (moto, an S3-compatible server), bigquery (local-bigquery, a BigQuery emulator), bench (the Python
+# peers of the benchmarks: DuckDB, ChannelAttribution). Tests start and stop the servers themselves
 # (tests/common/services.rs); this script only installs and cleans up.
 #
 # Installing is idempotent and safe when several test binaries call it at once: each service installs under
@@ -49,9 +50,42 @@ install_s3() {
   [ -x "$dest/bin/moto_server" ] || die "s3: moto_server missing after install"
 }
 
+# Not a server: the peers the benchmarks compare against (benches/peers/*.py) and the ChannelAttribution oracle
+# test. ChannelAttribution is GPL: it runs only as a separate Python process, never linked. It has no wheel for
+# Linux (builds from source in ~2 min) and imports matplotlib at load time; pandas reads DuckDB's results.
+install_bench() {
+  local dest=$1 python
+  python=$(python_at_least 10) || die "bench: no python >= 3.10 with the venv module found"
+  "$python" -m venv "$dest"
+  "$dest/bin/pip" install --quiet --disable-pip-version-check duckdb==2.0.0 channelattribution==2.2.5 \
+    matplotlib==3.11.2 numpy==2.4.6 pandas==3.1.1
+  "$dest/bin/python" -c "import duckdb, ChannelAttribution" >/dev/null || die "bench: the packages do not import"
+}
+
+# A BigQuery emulator: local-bigquery 0.4.0 (DuckDB underneath). Start it with HOME=$dest/duckdb-home so that
+# DuckDB finds its extensions there instead of downloading them (which fails offline, and then every request).
+install_bigquery() {
+  local dest=$1 python extensions
+  python=$(python_at_least 13) || die "bigquery: local-bigquery needs python >= 3.13 with the venv module"
+  "$python" -m venv "$dest"
+  # local-bigquery 0.4.0 declares duckdb>=2.0.0, but the DuckDB extensions it loads (ducklake, icu, spatial)
+  # are on PyPI only for duckdb 1.5.5: install it without dependencies and pin them here.
+  "$dest/bin/pip" install --quiet --disable-pip-version-check --no-deps local-bigquery==0.4.0
+  "$dest/bin/pip" install --quiet --disable-pip-version-check duckdb==1.5.5 duckdb-extension-ducklake==1.5.5 \
+    duckdb-extension-icu==1.5.5 duckdb-extension-spatial==1.5.5 "fastapi>=0.139" "fastavro>=1.13.1" \
+    "google-cloud-bigquery-storage>=2.41.0" "grpcio>=1.84.1" "mini-racer>=0.12.4" "numpy>=2.5.4" \
+    "prompt-toolkit>=3.0.50" "pyarrow>=26.0.0" "pydantic-settings>=2.8.1" "pygments>=2.19.1" \
+    "sqlglot>=30.24" "uvicorn>=0.35"
+  extensions=$dest/duckdb-home/.duckdb/extensions/v1.5.5/linux_amd64
+  mkdir -p "$extensions"
+  find "$dest" -path '*extensions/v1.5.5/*.duckdb_extension' -exec cp -f {} "$extensions/" \;
+  [ -n "$(ls "$extensions")" ] || die "bigquery: no DuckDB extension files found in the installed wheels"
+  [ -x "$dest/bin/local-bigquery" ] || die "bigquery: local-bigquery missing after install"
+}
+
 install_one() {
   local service=$1 dest=$cache/$1 started
-  declare -F "install_$service" >/dev/null || die "unknown service '$service' (known: s3)"
+  declare -F "install_$service" >/dev/null || die "unknown service '$service' (known: s3, bigquery, bench)"
   if [ ! -f "$dest/.installed" ]; then
     mkdir -p "$cache"
     exec 9>"$cache/$service.lock"

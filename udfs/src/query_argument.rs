@@ -5,20 +5,21 @@
 //! The call keeps the text ([`QueryArgument`]); [`QueryArgumentTable`] plans it only in
 //! `TableProvider::scan` (asynchronous, in the caller's session: same catalog, functions and
 //! object stores), and [`QueryInputExec`] runs the operator over the whole input in one partition.
-//! What differs between the functions is a [`QueryInputOperator`].
+//! What differs between the functions is a [`QueryInputOperator`] and, for functions reading
+//! several relations (`identity_quality`, `identity_churn`), a [`QueryInput`] that combines them.
 
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Result, internal_err, plan_err};
+use datafusion::common::{Column, Result, internal_err, plan_err};
 use datafusion::execution::context::SessionState;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableType};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -28,6 +29,8 @@ use datafusion::physical_plan::{
     execute_stream,
 };
 use futures::stream::BoxStream;
+
+use crate::string_kernel::scalar_str;
 
 /// A relation argument kept as SQL text: a query as given, or `SELECT * FROM <table>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,32 +64,85 @@ impl QueryArgument {
         Ok(Self { argument, sql })
     }
 
+    /// Reads `function`'s argument `argument` from the call: a string literal, not NULL, holding
+    /// a query or a table name (see [`Self::parse`]).
+    pub(crate) fn from_literal(
+        function: &str,
+        argument: &'static str,
+        expr: &Expr,
+    ) -> Result<Self> {
+        Self::parse(
+            function,
+            argument,
+            required_string_literal(function, argument, expr)?,
+        )
+    }
+
     /// The SQL the argument stands for.
     #[cfg(test)]
     pub(crate) fn sql(&self) -> &str {
         &self.sql
     }
+}
 
-    /// Plans the query in the caller's session; `prepare` adjusts the logical plan before
-    /// physical planning.
-    async fn plan(
-        &self,
-        function: &str,
-        session: &dyn Session,
-        prepare: impl FnOnce(LogicalPlan) -> Result<LogicalPlan>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let state = session_state(function, session)?;
-        let plan = self.logical_plan(function, state).await?;
-        state.create_physical_plan(&prepare(plan)?).await
+/// `function`'s argument `argument` as a string literal of any encoding; `None` for a NULL
+/// literal.
+pub(crate) fn string_literal<'a>(
+    function: &str,
+    argument: &str,
+    expr: &'a Expr,
+) -> Result<Option<&'a str>> {
+    match expr {
+        Expr::Literal(value, _) => match scalar_str(function, value) {
+            Ok(text) => Ok(text),
+            Err(_) => plan_err!(
+                "{function}: argument '{argument}' must be a string literal, got {}",
+                value.data_type()
+            ),
+        },
+        other => plan_err!(
+            "{function}: argument '{argument}' must be a string literal, got the expression {other}"
+        ),
     }
+}
 
-    /// The logical plan of the query in `state`, for functions that combine several query
-    /// arguments into one input (`identity_quality`).
-    pub(crate) async fn logical_plan(
-        &self,
-        function: &str,
-        state: &SessionState,
-    ) -> Result<LogicalPlan> {
+/// [`string_literal`], where NULL is an error.
+pub(crate) fn required_string_literal<'a>(
+    function: &str,
+    argument: &str,
+    expr: &'a Expr,
+) -> Result<&'a str> {
+    match string_literal(function, argument, expr)? {
+        Some(text) => Ok(text),
+        None => plan_err!("{function}: argument '{argument}' must not be NULL"),
+    }
+}
+
+/// Whether a query argument's column holds strings: any string encoding, or NULL.
+pub(crate) fn is_string(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => true,
+        DataType::Dictionary(_, value) => is_string(value),
+        _ => false,
+    }
+}
+
+/// Whether a query argument's column holds ids: strings or integers.
+pub(crate) fn is_string_or_integer(data_type: &DataType) -> bool {
+    is_string(data_type) || data_type.is_integer()
+}
+
+/// The relations a query-argument function reads, planned into the one logical plan its
+/// operator's input comes from.
+#[async_trait]
+pub(crate) trait QueryInput: fmt::Debug + Send + Sync + 'static {
+    /// Plans the relations in `state` (the caller's session) and combines them.
+    async fn logical_plan(&self, function: &str, state: &SessionState) -> Result<LogicalPlan>;
+}
+
+#[async_trait]
+impl QueryInput for QueryArgument {
+    async fn logical_plan(&self, function: &str, state: &SessionState) -> Result<LogicalPlan> {
         state
             .create_logical_plan(&self.sql)
             .await
@@ -94,11 +150,145 @@ impl QueryArgument {
     }
 }
 
-/// The caller's session as the `SessionState` that plans query arguments.
-pub(crate) fn session_state<'a>(
+/// One relation of a [`TaggedUnion`]: the argument it comes from and the projection that
+/// checks its columns and tags its rows.
+pub(crate) trait UnionPart: fmt::Debug + Copy + Send + Sync + 'static {
+    /// The argument's name, for messages (`map`, `truth`).
+    fn argument(self) -> &'static str;
+    /// Checks the relation's columns and projects it to the union's schema.
+    fn tag(self, plan: LogicalPlan) -> Result<LogicalPlan>;
+}
+
+/// Several query arguments, each projected by its [`UnionPart`] to one schema (which marks the
+/// relation a row comes from), concatenated (`UNION ALL`) in order.
+#[derive(Debug)]
+pub(crate) struct TaggedUnion<T: UnionPart> {
+    queries: Vec<(QueryArgument, T)>,
+}
+
+impl<T: UnionPart> TaggedUnion<T> {
+    /// Reads a call of `function` whose arguments are the queries of `parts`, in order; `usage`
+    /// spells the arguments for the message on a wrong count.
+    pub(crate) fn from_call(
+        function: &str,
+        usage: &str,
+        exprs: &[Expr],
+        parts: &[T],
+    ) -> Result<Self> {
+        if exprs.len() != parts.len() {
+            return plan_err!(
+                "{function} takes {} arguments {usage}, got {}",
+                parts.len(),
+                exprs.len()
+            );
+        }
+        let queries = exprs
+            .iter()
+            .zip(parts)
+            .map(|(expr, part)| {
+                Ok((
+                    QueryArgument::from_literal(function, part.argument(), expr)?,
+                    *part,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { queries })
+    }
+}
+
+#[async_trait]
+impl<T: UnionPart> QueryInput for TaggedUnion<T> {
+    async fn logical_plan(&self, function: &str, state: &SessionState) -> Result<LogicalPlan> {
+        // Every query is planned before any is checked, so planning errors come first.
+        let mut plans = Vec::with_capacity(self.queries.len());
+        for (query, part) in &self.queries {
+            plans.push((query.logical_plan(function, state).await?, *part));
+        }
+        let mut union: Option<LogicalPlanBuilder> = None;
+        for (plan, part) in plans {
+            let tagged = part.tag(plan)?;
+            union = Some(match union {
+                Some(union) => union.union(tagged)?,
+                None => LogicalPlanBuilder::from(tagged),
+            });
+        }
+        match union {
+            Some(union) => union.build(),
+            None => internal_err!("{function}: a union of no queries"),
+        }
+    }
+}
+
+/// Checks that the input a [`TaggedUnion`] planned has the columns its parts project to; any
+/// other input is a bug, not bad data.
+pub(crate) fn check_union_columns(
     function: &str,
-    session: &'a dyn Session,
-) -> Result<&'a SessionState> {
+    input: &SchemaRef,
+    columns: &[&str],
+) -> Result<()> {
+    let names: Vec<&str> = input.fields().iter().map(|f| f.name().as_str()).collect();
+    if names != columns {
+        return internal_err!("{function}: unexpected combined input columns {names:?}");
+    }
+    Ok(())
+}
+
+/// Finds the columns of a planned query argument by name, for a projection to a fixed shape.
+pub(crate) struct ArgumentColumns<'a> {
+    pub function: &'a str,
+    /// The relation, for messages: `the previous map`.
+    pub relation: &'a str,
+    /// The columns it needs, for messages: `id_type, id_value, customer_id`.
+    pub needs: &'a str,
+    pub plan: &'a LogicalPlan,
+}
+
+impl ArgumentColumns<'_> {
+    /// The column `name`, checked with `accepts` (`expected` describes what it accepts).
+    pub(crate) fn required(
+        &self,
+        name: &str,
+        accepts: fn(&DataType) -> bool,
+        expected: &str,
+    ) -> Result<Expr> {
+        let Self {
+            function,
+            relation,
+            needs,
+            plan,
+        } = self;
+        let mut matches = plan.schema().iter().filter(|(_, f)| f.name() == name);
+        match (matches.next(), matches.next()) {
+            (Some((qualifier, field)), None) if accepts(field.data_type()) => {
+                Ok(Expr::Column(Column::new(qualifier.cloned(), name)))
+            }
+            (Some((_, field)), None) => plan_err!(
+                "{function}: column '{name}' of {relation} must be {expected}, got {}",
+                field.data_type()
+            ),
+            (Some(_), Some(_)) => {
+                plan_err!("{function}: {relation} has more than one column named '{name}'")
+            }
+            (None, _) => plan_err!(
+                "{function}: {relation} has no column '{name}'; it needs {needs} and has: {}",
+                describe_columns(plan)
+            ),
+        }
+    }
+}
+
+/// `name type, …` for every column of `plan`: what a relation has, for messages.
+pub(crate) fn describe_columns(plan: &LogicalPlan) -> String {
+    plan.schema()
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The caller's session as the `SessionState` that plans query arguments.
+fn session_state<'a>(function: &str, session: &'a dyn Session) -> Result<&'a SessionState> {
     match session.as_any().downcast_ref::<SessionState>() {
         Some(state) => Ok(state),
         None => internal_err!("{function}: expected a SessionState to plan its query arguments"),
@@ -174,21 +364,22 @@ pub trait QueryInputOperator: fmt::Debug + Send + Sync + 'static {
     ) -> Result<BoxStream<'static, Result<RecordBatch>>>;
 }
 
-/// The table a query-argument function returns: the query is planned when it is scanned.
+/// The table a query-argument function returns: its input is planned when it is scanned.
 #[derive(Debug)]
-pub(crate) struct QueryArgumentTable<O: QueryInputOperator + ?Sized> {
-    query: QueryArgument,
+pub(crate) struct QueryArgumentTable<O: QueryInputOperator + ?Sized, I: QueryInput = QueryArgument>
+{
+    input: I,
     operator: Arc<O>,
 }
 
-impl<O: QueryInputOperator + ?Sized> QueryArgumentTable<O> {
-    pub(crate) fn new(query: QueryArgument, operator: Arc<O>) -> Self {
-        Self { query, operator }
+impl<O: QueryInputOperator + ?Sized, I: QueryInput> QueryArgumentTable<O, I> {
+    pub(crate) fn new(input: I, operator: Arc<O>) -> Self {
+        Self { input, operator }
     }
 }
 
 #[async_trait]
-impl<O: QueryInputOperator + ?Sized> TableProvider for QueryArgumentTable<O> {
+impl<O: QueryInputOperator + ?Sized, I: QueryInput> TableProvider for QueryArgumentTable<O, I> {
     fn schema(&self) -> SchemaRef {
         self.operator.schema()
     }
@@ -199,16 +390,16 @@ impl<O: QueryInputOperator + ?Sized> TableProvider for QueryArgumentTable<O> {
 
     async fn scan(
         &self,
-        state: &dyn Session,
+        session: &dyn Session,
         projection: Option<&Vec<usize>>,
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let input = self
-            .query
-            .plan(self.operator.function(), state, |plan| {
-                self.operator.prepare_input(plan)
-            })
+        let function = self.operator.function();
+        let state = session_state(function, session)?;
+        let input = self.input.logical_plan(function, state).await?;
+        let input = state
+            .create_physical_plan(&self.operator.prepare_input(input)?)
             .await?;
         Ok(Arc::new(QueryInputExec::try_new(
             input,
@@ -352,7 +543,47 @@ impl<O: QueryInputOperator + ?Sized> ExecutionPlan for QueryInputExec<O> {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::{col, lit};
+
     use super::*;
+
+    #[test]
+    fn query_arguments_are_non_null_string_literals() -> Result<()> {
+        for text in [
+            ScalarValue::Utf8(Some("edges".into())),
+            ScalarValue::LargeUtf8(Some("edges".into())),
+            ScalarValue::Utf8View(Some("edges".into())),
+            ScalarValue::Dictionary(
+                Box::new(DataType::Int32),
+                Box::new(ScalarValue::Utf8(Some("edges".into()))),
+            ),
+        ] {
+            let query = QueryArgument::from_literal("f", "edges", &lit(text))?;
+            assert_eq!(query.sql(), "SELECT * FROM edges");
+        }
+        let error = |expr: Expr| match QueryArgument::from_literal("f", "edges", &expr) {
+            Ok(query) => panic!("accepted {expr}: {query:?}"),
+            Err(e) => e.strip_backtrace(),
+        };
+        assert_eq!(
+            error(lit(ScalarValue::Utf8(None))),
+            "Error during planning: f: argument 'edges' must not be NULL"
+        );
+        assert_eq!(
+            error(lit(7i64)),
+            "Error during planning: f: argument 'edges' must be a string literal, got Int64"
+        );
+        assert_eq!(
+            error(col("x")),
+            "Error during planning: f: argument 'edges' must be a string literal, got the expression x"
+        );
+        assert_eq!(
+            string_literal("f", "options", &lit(ScalarValue::Utf8(None)))?,
+            None
+        );
+        Ok(())
+    }
 
     #[test]
     fn table_names_are_plain_or_quoted_identifiers() {

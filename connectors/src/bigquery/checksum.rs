@@ -10,9 +10,11 @@
 //!
 //! SHA-256 because both sides compute it exactly: BigQuery's `SHA256` and the `sha2` crate.
 //! (FARM_FINGERPRINT exists only in BigQuery.) BigQuery cannot add modulo 2^64 with INT64
-//! (overflow is an error), so the query splits each hash into two 32-bit halves, sums each
-//! half as NUMERIC (exact up to ~10^19 rows), folds the sums modulo 2^64 and returns the
-//! result as the INT64 with the same bits ([`ChecksumValue::from_query_result`]).
+//! (overflow is an error), so the query splits each hash (as hex text: emulators lack `SUBSTR` on
+//! BYTES) into two 32-bit halves and sums each half as INT64 (exact up to 2^31 rows); the
+//! caller folds the two sums modulo 2^64 ([`ChecksumValue::from_query_result`]). Folding in
+//! SQL with NUMERIC was exact on BigQuery but not on a DuckDB-based emulator, which rounded
+//! the 20-digit intermediate through a double.
 //!
 //! # Canonical row text
 //!
@@ -34,7 +36,7 @@
 //! | INT64 | decimal | `CAST(x AS STRING)` |
 //! | BOOL | `true` / `false` | `CAST(x AS STRING)` |
 //! | FLOAT64 | `%.17g` (C printf); `nan`, `inf`, `-inf`; `0` for ±0 | `FORMAT('%.17g', x)` in a `CASE` |
-//! | NUMERIC, BIGNUMERIC | shortest exact decimal: no exponent, no trailing fractional zeros, no `.` for integers | `CAST(x AS STRING)` |
+//! | NUMERIC, BIGNUMERIC | shortest exact decimal: no exponent, no trailing fractional zeros, no `.` for integers | `CAST(x AS STRING)`, trailing zeros stripped by `REGEXP_REPLACE` |
 //! | DATE | days since 1970-01-01 | `UNIX_DATE(x)` |
 //! | TIMESTAMP | microseconds since the epoch | `UNIX_MICROS(x)` |
 //! | DATETIME | microseconds since 1970-01-01T00:00 (wall clock) | `UNIX_MICROS(TIMESTAMP(x, 'UTC'))` |
@@ -92,15 +94,25 @@ pub struct ChecksumValue {
 }
 
 impl ChecksumValue {
-    /// From the `row_count` and `checksum` columns of the [`checksum_sql`] result; `checksum`
-    /// is the INT64 with the same 64 bits as the unsigned sum.
-    pub fn from_query_result(row_count: i64, checksum: i64) -> Result<Self, ConnectorError> {
+    /// From the `row_count`, `high_sum` and `low_sum` columns of the [`checksum_sql`] result:
+    /// the sums of the upper and lower 32 bits of the row hashes, folded here modulo 2^64.
+    pub fn from_query_result(
+        row_count: i64,
+        high_sum: i64,
+        low_sum: i64,
+    ) -> Result<Self, ConnectorError> {
         let rows = u64::try_from(row_count).map_err(|_| ConnectorError::UnexpectedResponse {
             reason: format!("the checksum query returned a negative row count {row_count}"),
         })?;
+        if high_sum < 0 || low_sum < 0 {
+            return Err(ConnectorError::UnexpectedResponse {
+                reason: format!("the checksum query returned negative sums {high_sum}, {low_sum}"),
+            });
+        }
+        let (high, low) = (high_sum.cast_unsigned(), low_sum.cast_unsigned());
         Ok(Self {
             rows,
-            sum: checksum.cast_unsigned(),
+            sum: (high << 32).wrapping_add(low),
         })
     }
 }
@@ -611,13 +623,25 @@ fn unrepresentable(path: &str, row: usize, reason: &str) -> ConnectorError {
 }
 
 /// Quoted range variable for the table's rows; the `-` makes it impossible as a column name.
-const ROW_ALIAS: &str = "`phygital-row`";
+pub const ROW_ALIAS: &str = "`phygital-row`";
 
-/// The GoogleSQL query returning `row_count` (INT64) and `checksum` (INT64 with the bits of
-/// the unsigned sum) for `table`, whose schema is `schema` (as produced by
+/// The GoogleSQL query returning `row_count`, `high_sum` and `low_sum` (INT64: the sums of
+/// the hash halves) for `table`, whose schema is `schema` (as produced by
 /// [`table_schema`](super::schema::table_schema) for the source batches). Compare with
 /// [`ChecksumValue::from_query_result`].
 pub fn checksum_sql(table: &TableRef, schema: &TableSchema) -> Result<String, ConnectorError> {
+    checksum_sql_where(table, schema, None)
+}
+
+/// Like [`checksum_sql`], over the rows of `table` for which `filter` holds. `filter` is a
+/// GoogleSQL boolean expression that may refer to the row as [`ROW_ALIAS`]; the caller builds
+/// it from validated names only. Used to verify the slice of a table a merge or a partition
+/// replace wrote.
+pub fn checksum_sql_where(
+    table: &TableRef,
+    schema: &TableSchema,
+    filter: Option<&str>,
+) -> Result<String, ConnectorError> {
     let fields = schema
         .fields
         .as_deref()
@@ -639,30 +663,21 @@ pub fn checksum_sql(table: &TableRef, schema: &TableSchema) -> Result<String, Co
         })
         .collect::<Result<Vec<_>, _>>()?;
     let row_text = columns.join(",\n      ");
+    let filter = filter
+        .map(|condition| format!("\n  WHERE {condition}"))
+        .unwrap_or_default();
     Ok(format!(
         "WITH row_hashes AS (\n\
-         \x20 SELECT SHA256(CONCAT(\n\
+         \x20 SELECT TO_HEX(SHA256(CONCAT(\n\
          \x20     {row_text}\n\
-         \x20 )) AS row_hash\n\
-         \x20 FROM {table} AS {ROW_ALIAS}\n\
-         ),\n\
-         half_sums AS (\n\
-         \x20 SELECT\n\
-         \x20   COUNT(*) AS row_count,\n\
-         \x20   COALESCE(SUM(CAST(CAST(CONCAT('0x', TO_HEX(SUBSTR(row_hash, 1, 4))) AS INT64) AS NUMERIC)), 0) AS high_sum,\n\
-         \x20   COALESCE(SUM(CAST(CAST(CONCAT('0x', TO_HEX(SUBSTR(row_hash, 5, 4))) AS INT64) AS NUMERIC)), 0) AS low_sum\n\
-         \x20 FROM row_hashes\n\
-         ),\n\
-         folded AS (\n\
-         \x20 SELECT\n\
-         \x20   row_count,\n\
-         \x20   MOD(MOD(high_sum, NUMERIC '4294967296') * NUMERIC '4294967296' + MOD(low_sum, NUMERIC '18446744073709551616'), NUMERIC '18446744073709551616') AS total\n\
-         \x20 FROM half_sums\n\
+         \x20 ))) AS row_hash\n\
+         \x20 FROM {table} AS {ROW_ALIAS}{filter}\n\
          )\n\
          SELECT\n\
-         \x20 row_count,\n\
-         \x20 CAST(IF(total >= NUMERIC '9223372036854775808', total - NUMERIC '18446744073709551616', total) AS INT64) AS checksum\n\
-         FROM folded\n"
+         \x20 COUNT(*) AS row_count,\n\
+         \x20 COALESCE(SUM(CAST(CONCAT('0x', SUBSTR(row_hash, 1, 8)) AS INT64)), 0) AS high_sum,\n\
+         \x20 COALESCE(SUM(CAST(CONCAT('0x', SUBSTR(row_hash, 9, 8)) AS INT64)), 0) AS low_sum\n\
+         FROM row_hashes\n"
     ))
 }
 
@@ -725,7 +740,12 @@ fn value_encoding(
         FieldType::Integer | FieldType::Int64 | FieldType::Boolean | FieldType::Bool => {
             format!("CAST({reference} AS STRING)")
         }
-        FieldType::Numeric | FieldType::Bignumeric => format!("CAST({reference} AS STRING)"),
+        // BigQuery prints NUMERIC without trailing fractional zeros; DuckDB-based emulators print
+        // the full scale ("1.250000000"). Stripping them is a no-op on BigQuery and makes the
+        // text the shortest exact decimal everywhere.
+        FieldType::Numeric | FieldType::Bignumeric => format!(
+            "REGEXP_REPLACE(REGEXP_REPLACE(CAST({reference} AS STRING), r'(\\.[0-9]*[1-9])0+$', r'\\1'), r'\\.0*$', '')"
+        ),
         FieldType::Float | FieldType::Float64 => format!(
             "CASE WHEN IS_NAN({reference}) THEN 'nan' \
              WHEN IS_INF({reference}) THEN IF({reference} > 0, 'inf', '-inf') \
@@ -1136,7 +1156,10 @@ mod tests {
 
     #[test]
     fn query_result_round_trips_the_unsigned_sum() {
-        let value = ChecksumValue::from_query_result(3, FIXTURE_SUM as i64).unwrap();
+        // Three rows' halves summed: carries out of the low half and beyond 2^64 fold back.
+        let (high, low) = (FIXTURE_SUM >> 32, FIXTURE_SUM & 0xffff_ffff);
+        let value =
+            ChecksumValue::from_query_result(3, (high + (3 << 32)) as i64, low as i64).unwrap();
         assert_eq!(
             value,
             ChecksumValue {
@@ -1145,7 +1168,7 @@ mod tests {
             }
         );
         assert!(matches!(
-            ChecksumValue::from_query_result(-1, 0),
+            ChecksumValue::from_query_result(-1, 0, 0),
             Err(ConnectorError::UnexpectedResponse { .. })
         ));
         assert_eq!(value.to_string(), "3 rows, checksum 9731fcf86c678a62");
@@ -1196,7 +1219,7 @@ mod tests {
             .collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
         assert!(sql.contains("AS row_count"));
-        assert!(sql.contains("AS INT64) AS checksum"));
+        assert!(sql.contains("AS high_sum") && sql.contains("AS low_sum"));
     }
 
     #[test]

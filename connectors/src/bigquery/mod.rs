@@ -1,8 +1,15 @@
-//! BigQuery: schema mapping, identifier validation, value checks and verification checksums.
+//! BigQuery: schema mapping, identifier validation, value checks, verification checksums, and
+//! the sync itself (REST client, retries, load jobs, write modes, manifests).
 
+pub mod auth;
 pub mod checksum;
+pub mod client;
+pub mod manifest;
 pub mod names;
+pub mod ndjson;
+pub mod retry;
 pub mod schema;
+pub mod sync;
 pub mod values;
 
 pub use checksum::{ChecksumValue, TableChecksum, checksum_batches, checksum_sql};

@@ -4,32 +4,32 @@
 //! Both arguments are kept as SQL text and planned in `scan`; each is checked and projected to
 //! `(id_type, id_value, cluster, side)` (strings cast to `Utf8View`, which shares the buffers of
 //! `Utf8` and `Utf8View` input) and the two are concatenated (`UNION ALL`) into the one input
-//! [`QueryInputExec`] runs [`IdentityQuality`] over. The operator interns identifiers, pairs each
+//! [`QueryInputExec`](crate::query_argument::QueryInputExec) runs [`IdentityQuality`] over. The operator interns identifiers, pairs each
 //! one's customer with its person and hands the pairs to [`cluster_quality`].
 
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{AsArray, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type};
-use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{Column, DataFusionError, Result, exec_err, internal_err, plan_err};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::{DataFusionError, Result, exec_err, internal_err};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{
-    Documentation, Expr, LogicalPlan, LogicalPlanBuilder, TableType, cast as cast_expr, lit,
+    Documentation, LogicalPlan, LogicalPlanBuilder, cast as cast_expr, lit,
 };
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion_macros::user_doc;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use super::quality_metrics::{Assignment, ClusterQuality, cluster_quality};
+use super::quality_metrics::{Assignment, ClusterQuality, cluster_quality, size_bucket_label};
 use super::stitch::{IdentifierInterner, NameInterner, StringColumn};
 use crate::DocumentedTableFunction;
-use crate::query_argument::{QueryArgument, QueryInputExec, QueryInputOperator, session_state};
-use crate::string_kernel::scalar_str;
+use crate::query_argument::{
+    ArgumentColumns, QueryArgumentTable, QueryInputOperator, TaggedUnion, UnionPart,
+    check_union_columns, is_string, is_string_or_integer,
+};
 
 const NAME: &str = "identity_quality";
 
@@ -47,6 +47,15 @@ enum Side {
 }
 
 impl Side {
+    fn cluster_column(self) -> &'static str {
+        match self {
+            Self::Map => "customer_id",
+            Self::Truth => "person_id",
+        }
+    }
+}
+
+impl UnionPart for Side {
     fn argument(self) -> &'static str {
         match self {
             Self::Map => "map",
@@ -54,11 +63,26 @@ impl Side {
         }
     }
 
-    fn cluster_column(self) -> &'static str {
-        match self {
-            Self::Map => "customer_id",
-            Self::Truth => "person_id",
-        }
+    /// Checks one side's columns and projects it to `(id_type, id_value, cluster, side)`.
+    fn tag(self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        let cluster = self.cluster_column();
+        let columns = ArgumentColumns {
+            function: NAME,
+            relation: &format!("the {} query", self.argument()),
+            needs: &format!("{ID_TYPE}, {ID_VALUE}, {cluster}"),
+            plan: &plan,
+        };
+        let id_type = columns.required(ID_TYPE, is_string, "a string")?;
+        let id_value = columns.required(ID_VALUE, is_string, "a string")?;
+        let cluster_id =
+            columns.required(cluster, is_string_or_integer, "a string or an integer")?;
+        let exprs = vec![
+            cast_expr(id_type, DataType::Utf8View).alias(ID_TYPE),
+            cast_expr(id_value, DataType::Utf8View).alias(ID_VALUE),
+            cast_expr(cluster_id, DataType::Utf8View).alias(CLUSTER),
+            lit(self as u8).alias(SIDE),
+        ];
+        LogicalPlanBuilder::from(plan).project(exprs)?.build()
     }
 }
 
@@ -75,7 +99,7 @@ static OUTPUT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 
 The map relation has the columns `id_type, id_value, customer_id` (the output of `identity_stitch` fits); a NULL `customer_id` (e.g. a blocked identifier) counts as a cluster of its own. The truth relation has `id_type, id_value, person_id`. Types and values are strings of any encoding; `customer_id` and `person_id` strings or integers; other columns are ignored. A missing or mistyped column is a planning error; a NULL type, value or `person_id`, or an identifier listed twice on one side with different clusters, is an execution error naming it (exact duplicates are fine).
 
-Only identifiers present in both relations are evaluated; `identifiers_only_in_map` and `identifiers_only_in_truth` count the others. Output, one row `(metric, value DOUBLE)` per metric, in this order: `pairwise_precision`, `pairwise_recall`, `pairwise_f1` (over pairs of identifiers placed in the same cluster, counted from the contingency table), `bcubed_precision`, `bcubed_recall`, `bcubed_f1` (per-identifier precision and recall averaged over identifiers, Bagga & Baldwin 1998), `identifiers_evaluated`, `identifiers_only_in_map`, `identifiers_only_in_truth`, `clusters_predicted`, `clusters_true`, `largest_cluster`, `largest_cluster_true_persons` (persons merged by the largest predicted cluster; the most among equally large ones), `singletons` (predicted clusters of one identifier), `over_merged_clusters` (predicted clusters holding more than one person), then `singletons:<id_type>` for each type evaluated, by type name. Cluster figures count evaluated identifiers only.
+Only identifiers present in both relations are evaluated; `identifiers_only_in_map` and `identifiers_only_in_truth` count the others. Output, one row `(metric, value DOUBLE)` per metric, in this order: `pairwise_precision`, `pairwise_recall`, `pairwise_f1` (over pairs of identifiers placed in the same cluster, counted from the contingency table), `bcubed_precision`, `bcubed_recall`, `bcubed_f1` (per-identifier precision and recall averaged over identifiers, Bagga & Baldwin 1998), `identifiers_evaluated`, `identifiers_only_in_map`, `identifiers_only_in_truth`, `clusters_predicted`, `clusters_true`, `largest_cluster`, `largest_cluster_true_persons` (persons merged by the largest predicted cluster; the most among equally large ones), `singletons` (predicted clusters of one identifier), `over_merged_clusters` (predicted clusters holding more than one person), then `singletons:<id_type>` for each type evaluated, by type name, then the cluster-size histogram `cluster_size:1`, `cluster_size:2`, `cluster_size:3-4`, `cluster_size:5-8`, … (predicted clusters per power-of-two size range, every range up to the largest cluster's, empty ones as 0). Cluster figures count evaluated identifiers only.
 
 A ratio with nothing to measure is NULL: pairwise precision without any predicted pair (an all-singletons map), pairwise recall without any true pair, every ratio and `largest_cluster*` when no identifier is evaluated; an F1 is NULL when its precision or recall is.
 
@@ -115,133 +139,17 @@ impl DocumentedTableFunction for IdentityQualityFunc {
 
 impl TableFunctionImpl for IdentityQualityFunc {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let [map, truth] = args.exprs() else {
-            return plan_err!(
-                "{NAME} takes 2 arguments ('<map query or table>', '<truth query or table>'), got {}",
-                args.exprs().len()
-            );
-        };
-        Ok(Arc::new(IdentityQualityTable {
-            map: query_argument(map, Side::Map)?,
-            truth: query_argument(truth, Side::Truth)?,
-        }))
-    }
-}
-
-fn query_argument(expr: &Expr, side: Side) -> Result<QueryArgument> {
-    let argument = side.argument();
-    let text = match expr {
-        Expr::Literal(value, _) => match scalar_str(NAME, value) {
-            Ok(Some(text)) => text,
-            Ok(None) => return plan_err!("{NAME}: argument '{argument}' must not be NULL"),
-            Err(_) => {
-                return plan_err!(
-                    "{NAME}: argument '{argument}' must be a string literal, got {}",
-                    value.data_type()
-                );
-            }
-        },
-        other => {
-            return plan_err!(
-                "{NAME}: argument '{argument}' must be a string literal, got the expression {other}"
-            );
-        }
-    };
-    QueryArgument::parse(NAME, argument, text)
-}
-
-/// The table `identity_quality` returns: both queries are planned when it is scanned.
-#[derive(Debug)]
-struct IdentityQualityTable {
-    map: QueryArgument,
-    truth: QueryArgument,
-}
-
-#[async_trait]
-impl TableProvider for IdentityQualityTable {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&OUTPUT_SCHEMA)
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-
-    async fn scan(
-        &self,
-        session: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let state = session_state(NAME, session)?;
-        let map = self.map.logical_plan(NAME, state).await?;
-        let truth = self.truth.logical_plan(NAME, state).await?;
-        let input = LogicalPlanBuilder::from(tag_side(map, Side::Map)?)
-            .union(tag_side(truth, Side::Truth)?)?
-            .build()?;
-        let input = state.create_physical_plan(&input).await?;
-        Ok(Arc::new(QueryInputExec::try_new(
+        let input = TaggedUnion::from_call(
+            NAME,
+            "('<map query or table>', '<truth query or table>')",
+            args.exprs(),
+            &[Side::Map, Side::Truth],
+        )?;
+        Ok(Arc::new(QueryArgumentTable::new(
             input,
             Arc::new(IdentityQuality),
-            projection.cloned(),
-        )?))
+        )))
     }
-}
-
-/// Checks one side's columns and projects it to `(id_type, id_value, cluster, side)`.
-fn tag_side(plan: LogicalPlan, side: Side) -> Result<LogicalPlan> {
-    let argument = side.argument();
-    let cluster = side.cluster_column();
-    let found = || {
-        plan.schema()
-            .fields()
-            .iter()
-            .map(|f| format!("{} {}", f.name(), f.data_type()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let column = |name: &str, accepts: fn(&DataType) -> bool, expected: &str| -> Result<Expr> {
-        let mut matches = plan.schema().iter().filter(|(_, f)| f.name() == name);
-        match (matches.next(), matches.next()) {
-            (Some((qualifier, field)), None) if accepts(field.data_type()) => {
-                Ok(Expr::Column(Column::new(qualifier.cloned(), name)))
-            }
-            (Some((_, field)), None) => plan_err!(
-                "{NAME}: column '{name}' of the {argument} query must be {expected}, got {}",
-                field.data_type()
-            ),
-            (Some(_), Some(_)) => {
-                plan_err!("{NAME}: the {argument} query has more than one column named '{name}'")
-            }
-            (None, _) => plan_err!(
-                "{NAME}: the {argument} query has no column '{name}'; it needs {ID_TYPE}, {ID_VALUE}, {cluster} and has: {}",
-                found()
-            ),
-        }
-    };
-    let id_type = column(ID_TYPE, is_string, "a string")?;
-    let id_value = column(ID_VALUE, is_string, "a string")?;
-    let cluster_id = column(cluster, is_string_or_integer, "a string or an integer")?;
-    let exprs = vec![
-        cast_expr(id_type, DataType::Utf8View).alias(ID_TYPE),
-        cast_expr(id_value, DataType::Utf8View).alias(ID_VALUE),
-        cast_expr(cluster_id, DataType::Utf8View).alias(CLUSTER),
-        lit(side as u8).alias(SIDE),
-    ];
-    LogicalPlanBuilder::from(plan).project(exprs)?.build()
-}
-
-fn is_string(data_type: &DataType) -> bool {
-    match data_type {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => true,
-        DataType::Dictionary(_, value) => is_string(value),
-        _ => false,
-    }
-}
-
-fn is_string_or_integer(data_type: &DataType) -> bool {
-    is_string(data_type) || data_type.is_integer()
 }
 
 /// The operator: reads both sides, then emits the metrics.
@@ -266,11 +174,7 @@ impl QueryInputOperator for IdentityQuality {
     }
 
     fn check_input(&self, input: &SchemaRef) -> Result<()> {
-        let names: Vec<&str> = input.fields().iter().map(|f| f.name().as_str()).collect();
-        if names != [ID_TYPE, ID_VALUE, CLUSTER, SIDE] {
-            return internal_err!("{NAME}: unexpected combined input columns {names:?}");
-        }
-        Ok(())
+        check_union_columns(NAME, input, &[ID_TYPE, ID_VALUE, CLUSTER, SIDE])
     }
 
     fn execute(
@@ -529,6 +433,12 @@ impl QualityReport {
                 .iter()
                 .map(|(id_type, n)| (format!("singletons:{id_type}"), count(*n))),
         );
+        rows.extend(q.size_histogram.iter().enumerate().map(|(bucket, n)| {
+            (
+                format!("cluster_size:{}", size_bucket_label(bucket)),
+                count(*n),
+            )
+        }));
         rows
     }
 
@@ -617,8 +527,18 @@ mod tests {
         assert_eq!(metric(&report, "singletons:phone"), Some(1.0));
         assert_eq!(metric(&report, "over_merged_clusters"), Some(0.0));
         let names: Vec<String> = report.rows().into_iter().map(|(name, _)| name).collect();
-        assert_eq!(names.len(), 17, "{names:?}");
-        assert_eq!(names[15..], ["singletons:email", "singletons:phone"]);
+        assert_eq!(names.len(), 19, "{names:?}");
+        assert_eq!(
+            names[15..],
+            [
+                "singletons:email",
+                "singletons:phone",
+                "cluster_size:1",
+                "cluster_size:2"
+            ]
+        );
+        assert_eq!(metric(&report, "cluster_size:1"), Some(2.0));
+        assert_eq!(metric(&report, "cluster_size:2"), Some(1.0));
         Ok(())
     }
 

@@ -3,6 +3,8 @@
 //! pseudonyms.
 
 pub mod hash_identifier;
+pub mod identity_churn;
+pub mod identity_explain;
 pub mod identity_quality;
 pub mod normalize_email;
 pub mod normalize_identifier;
@@ -36,5 +38,7 @@ pub fn table_functions() -> Vec<Arc<dyn DocumentedTableFunction>> {
     vec![
         Arc::new(stitch::IdentityStitchFunc),
         Arc::new(identity_quality::IdentityQualityFunc),
+        Arc::new(identity_explain::IdentityExplainFunc),
+        Arc::new(identity_churn::IdentityChurnFunc),
     ]
 }

@@ -43,6 +43,24 @@ pub(crate) struct ClusterQuality {
     pub singletons_by_type: Vec<u64>,
     /// Predicted clusters holding identifiers of more than one true cluster.
     pub over_merged_clusters: u64,
+    /// Predicted clusters by size in powers of two: `[b]` counts sizes in `(2^(b-1), 2^b]` (`[0]`: size 1);
+    /// as long as the largest cluster's bucket.
+    pub size_histogram: Vec<u64>,
+}
+
+/// The [`ClusterQuality::size_histogram`] bucket of a cluster size ≥ 1: `⌈log2(size)⌉`.
+pub(crate) fn size_bucket(size: u64) -> usize {
+    (u64::BITS - size.saturating_sub(1).leading_zeros()) as usize
+}
+
+/// The sizes a histogram bucket holds, as written in metric names: `1`, `2`, `3-4`, `5-8`, …
+pub(crate) fn size_bucket_label(bucket: usize) -> String {
+    match bucket {
+        0 => "1".to_string(),
+        1 => "2".to_string(),
+        b if b < 64 => format!("{}-{}", (1u64 << (b - 1)) + 1, 1u64 << b),
+        _ => format!("{}-", (1u64 << 63) + 1),
+    }
 }
 
 /// `n·(n−1)/2` without overflow for any `n` a `u64` count can reach in memory.
@@ -130,6 +148,11 @@ pub(crate) fn cluster_quality(assignments: &mut [Assignment], type_count: usize)
         if persons > 1 {
             quality.over_merged_clusters += 1;
         }
+        let bucket = size_bucket(size);
+        if quality.size_histogram.len() <= bucket {
+            quality.size_histogram.resize(bucket + 1, 0);
+        }
+        quality.size_histogram[bucket] += 1;
         if size == 1 {
             quality.singletons += 1;
             if let Some(count) = quality.singletons_by_type.get_mut(row[0].id_type as usize) {
@@ -209,6 +232,8 @@ mod tests {
         assert_eq!(quality.largest_cluster_true_persons, Some(2));
         assert_eq!(quality.over_merged_clusters, 1);
         assert_eq!(quality.singletons, 0);
+        // Sizes 5 and 7: buckets 3-4 (none), 5-8 (both).
+        assert_eq!(quality.size_histogram, vec![0, 0, 0, 2]);
 
         // (c): {1..5, 8..12}, {6, 7}
         b = truth
@@ -295,6 +320,27 @@ mod tests {
         assert_eq!(quality.pairwise_recall, None);
         assert_eq!(quality.largest_cluster, None);
         assert_eq!(quality.clusters_predicted, 0);
+        assert!(quality.size_histogram.is_empty());
+    }
+
+    #[test]
+    fn size_buckets_are_powers_of_two() {
+        let buckets: Vec<usize> = [1, 2, 3, 4, 5, 8, 9, 16, 17, 1000]
+            .into_iter()
+            .map(size_bucket)
+            .collect();
+        assert_eq!(buckets, vec![0, 1, 2, 2, 3, 3, 4, 4, 5, 10]);
+        assert_eq!(size_bucket(u64::MAX), 64);
+        let labels: Vec<String> = (0..5).map(size_bucket_label).collect();
+        assert_eq!(labels, ["1", "2", "3-4", "5-8", "9-16"]);
+        assert_eq!(size_bucket_label(10), "513-1024");
+        assert_eq!(size_bucket_label(64), "9223372036854775809-");
+        // Every cluster lands in the bucket whose label contains its size.
+        let quality = cluster_quality(
+            &mut assignments(&[(0, 0), (1, 1), (1, 1), (2, 2), (2, 2), (2, 2)]),
+            1,
+        );
+        assert_eq!(quality.size_histogram, vec![1, 1, 1]);
     }
 
     #[test]

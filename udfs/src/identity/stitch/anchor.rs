@@ -40,6 +40,26 @@ pub(crate) fn customer_id(id_type: &str, value: &[u8]) -> [u8; CUSTOMER_ID_BYTES
     id
 }
 
+/// A replacement customer id for a component whose anchor hash is already taken by a customer
+/// of the previous identity map (incremental mode); `salt` counts the attempts from 1. Hashed
+/// in another domain than [`customer_id`] (a length no type has), so it never equals a plain id.
+pub(crate) fn salted_customer_id(
+    id_type: &str,
+    value: &[u8],
+    salt: u32,
+) -> [u8; CUSTOMER_ID_BYTES] {
+    let mut hasher = Sha256::new();
+    hasher.update(u64::MAX.to_be_bytes());
+    hasher.update(salt.to_be_bytes());
+    hasher.update((id_type.len() as u64).to_be_bytes());
+    hasher.update(id_type.as_bytes());
+    hasher.update(value);
+    let digest = hasher.finalize();
+    let mut id = [0u8; CUSTOMER_ID_BYTES];
+    id.copy_from_slice(&digest[..CUSTOMER_ID_BYTES]);
+    id
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +93,13 @@ mod tests {
         assert_eq!(hex::encode(id), "8c14fb482892d4e7fcfc3a2d635ea45c");
         assert_ne!(customer_id("email", b"a"), customer_id("emai", b"la"));
         assert_ne!(customer_id("phone", b"+1"), customer_id("email", b"+1"));
+        assert_ne!(
+            salted_customer_id("email", b"a", 1),
+            customer_id("email", b"a")
+        );
+        assert_ne!(
+            salted_customer_id("email", b"a", 1),
+            salted_customer_id("email", b"a", 2)
+        );
     }
 }

@@ -14,13 +14,16 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use super::graph::{EdgeColumns, Graph};
+use super::graph::EdgeColumns;
+use super::incremental::{assign_ids, default_run_id};
+use super::input::{StitchInputs, is_tagged, over_memory_limit, read_inputs};
 use super::options::{OutputSelector, StitchOptions};
-use super::output::{OutputBatches, output_schema};
-use super::resolve::{Resolution, resolve};
+use super::output::{OutputBatches, Stitched, output_schema};
+use super::resolve::{resolve, type_ranks};
 use crate::query_argument::{QueryInputExec, QueryInputOperator};
 
 const NAME: &str = "IdentityStitchExec";
+const FUNCTION: &str = "identity_stitch";
 
 /// Identity stitching over an edges input `(a_type, a_value, b_type, b_value, ts, source)`.
 pub type IdentityStitchExec = QueryInputExec<IdentityStitch>;
@@ -34,7 +37,9 @@ impl IdentityStitchExec {
 
 /// The stitching step of [`IdentityStitchExec`]: the options of one `identity_stitch` call.
 /// `IdentityStitchExec::try_new` checks the input's columns (a plan error names what is
-/// missing); its projection selects columns of the map or audit schema, per `options.output`.
+/// missing); its projection selects columns of the map, audit or changes schema, per
+/// `options.output`. With `block_query` or `previous` the input is the tagged combination of
+/// the relations (see `input`).
 #[derive(Debug)]
 pub struct IdentityStitch {
     options: Arc<StitchOptions>,
@@ -48,7 +53,7 @@ impl IdentityStitch {
 
 impl QueryInputOperator for IdentityStitch {
     fn function(&self) -> &'static str {
-        "identity_stitch"
+        FUNCTION
     }
 
     fn name(&self) -> &'static str {
@@ -56,11 +61,14 @@ impl QueryInputOperator for IdentityStitch {
     }
 
     fn fmt_parameters(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let output = match self.options.output {
-            OutputSelector::Map => "map",
-            OutputSelector::Audit => "audit",
-        };
-        write!(f, "output={output}")
+        write!(f, "output={}", self.options.output.name())?;
+        if self.options.block_query.is_some() {
+            write!(f, ", block_query")?;
+        }
+        if self.options.previous.is_some() {
+            write!(f, ", previous")?;
+        }
+        Ok(())
     }
 
     fn schema(&self) -> SchemaRef {
@@ -77,19 +85,12 @@ impl QueryInputOperator for IdentityStitch {
         projection: Option<Vec<usize>>,
         context: Arc<TaskContext>,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-        let columns = EdgeColumns::try_new(&input.schema())?;
         let reservation = MemoryConsumer::new(NAME).register(context.memory_pool());
         let batch_size = context.session_config().batch_size();
         let stitched = async move {
-            let (graph, resolution) = stitch(input, &columns, &self.options, &reservation).await?;
+            let stitched = stitch(input, &self.options, &reservation).await?;
             Ok::<_, DataFusionError>((
-                OutputBatches::new(
-                    graph,
-                    resolution,
-                    self.options.output,
-                    projection,
-                    batch_size,
-                ),
+                OutputBatches::new(stitched, self.options.output, projection, batch_size),
                 reservation,
             ))
         };
@@ -109,37 +110,66 @@ impl QueryInputOperator for IdentityStitch {
     }
 }
 
-/// Reads every edge batch into the graph, then resolves it, keeping `reservation` equal to the
-/// memory held.
+/// Reads every input batch, then resolves the graph and names its customers, keeping
+/// `reservation` equal to the memory held.
 async fn stitch(
-    mut input: SendableRecordBatchStream,
-    columns: &EdgeColumns,
+    input: SendableRecordBatchStream,
     options: &StitchOptions,
     reservation: &MemoryReservation,
-) -> Result<(Graph, Resolution)> {
-    let mut graph = Graph::default();
-    while let Some(batch) = input.next().await {
-        graph.add_batch(columns, &batch?)?;
-        reservation
-            .try_resize(graph.allocated_bytes())
-            .map_err(|e| over_memory_limit(&graph, e))?;
-    }
-    let graph_bytes = graph.allocated_bytes();
+) -> Result<Stitched> {
+    let StitchInputs {
+        graph,
+        blocks,
+        previous,
+    } = read_inputs(input, is_tagged(options), FUNCTION, reservation).await?;
+    let input_bytes = graph.allocated_bytes() + previous.allocated_bytes();
     let mut report = |extra: usize| {
         reservation
-            .try_resize(graph_bytes + extra)
-            .map_err(|e| over_memory_limit(&graph, e))
+            .try_resize(input_bytes + extra)
+            .map_err(|e| over_memory_limit(FUNCTION, &graph, e))
     };
-    let resolution = resolve(&graph, options, &mut report)?;
-    Ok((graph, resolution))
-}
-
-fn over_memory_limit(graph: &Graph, error: DataFusionError) -> DataFusionError {
-    error.context(format!(
-        "identity_stitch: the identity graph ({} identifiers, {} edges) does not fit in the memory pool; raise the memory limit",
-        graph.node_count(),
-        graph.edges.len()
-    ))
+    let with_blocks;
+    let options = if blocks.is_empty() {
+        options
+    } else {
+        with_blocks = blocks.add_to(options);
+        &with_blocks
+    };
+    let mut resolution = resolve(&graph, options, &mut report)?;
+    let with_changes = options.output == OutputSelector::Changes;
+    let ids = if with_changes || !previous.is_empty() {
+        let resolution_bytes = resolution.allocated_bytes();
+        let mut report_ids = |extra: usize| report(resolution_bytes + extra);
+        let ranks = type_ranks(&graph, options);
+        Some(assign_ids(
+            &graph,
+            &mut resolution,
+            &previous,
+            &ranks,
+            with_changes,
+            &mut report_ids,
+        )?)
+    } else {
+        None
+    };
+    let run_id = match (&options.run_id, with_changes) {
+        (Some(run_id), _) => run_id.clone(),
+        (None, true) => default_run_id(&graph, &previous),
+        (None, false) => String::new(),
+    };
+    let total = input_bytes
+        + resolution.allocated_bytes()
+        + ids.as_ref().map_or(0, |ids| ids.allocated_bytes());
+    reservation
+        .try_resize(total)
+        .map_err(|e| over_memory_limit(FUNCTION, &graph, e))?;
+    Ok(Stitched {
+        graph,
+        resolution,
+        previous,
+        ids,
+        run_id,
+    })
 }
 
 #[cfg(test)]

@@ -182,8 +182,23 @@ impl NameInterner {
         Ok((id, true))
     }
 
+    /// The id of `name` if it was interned.
+    pub(crate) fn get(&self, name: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(name);
+        self.table
+            .find(hash, |&id| self.names[id as usize].as_bytes() == name)
+            .copied()
+    }
+
     pub(crate) fn name(&self, id: u32) -> &str {
         &self.names[id as usize]
+    }
+
+    /// Heap bytes held, for memory accounting.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.names.iter().map(String::capacity).sum::<usize>()
+            + self.names.capacity() * size_of::<String>()
+            + self.table.allocation_size()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -251,6 +266,16 @@ impl IdentifierInterner {
             hasher.hash_one((node_type[i], &arena[start..offsets[i]]))
         });
         Ok((id, true))
+    }
+
+    /// The node id of `(id_type, value)` if it was interned.
+    pub(crate) fn get(&self, id_type: u32, value: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one((id_type, value));
+        self.table
+            .find(hash, |&id| {
+                self.node_type[id as usize] == id_type && self.value(id) == value
+            })
+            .copied()
     }
 
     /// The value bytes of `node`.

@@ -5,16 +5,19 @@
 //! vectors, applies the guards of DESIGN.md §4, runs union-find and streams the identity map (or
 //! the audit).
 //!
-//! Layout: `options` (the JSON options), `interner` (identifiers → dense ids over Arrow arrays),
+//! Layout: `options` (the JSON options), `input` (the edges, block query and previous map
+//! planned as one input, and read back), `interner` (identifiers → dense ids over Arrow arrays),
 //! `graph` (the edges input read into flat vectors), `guards` (blocklists, degree quarantine,
 //! per-type limits), `union_find`, `anchor` (stable customer ids), `resolve` (the pipeline),
-//! `output` (map and audit batches), `exec` (the operator, run by `QueryInputExec`) and
-//! `table_function` (the SQL surface).
+//! `incremental` (previous ids and the change log), `output` (map, audit and changes batches),
+//! `exec` (the operator, run by `QueryInputExec`) and `table_function` (the SQL surface).
 
 mod anchor;
 mod exec;
 mod graph;
 mod guards;
+mod incremental;
+mod input;
 mod interner;
 mod options;
 mod output;
@@ -25,7 +28,13 @@ mod union_find;
 pub use exec::{IdentityStitch, IdentityStitchExec};
 pub use graph::EDGE_COLUMNS;
 pub use options::{BlockMatcher, BlockRule, OutputSelector, StitchOptions};
-pub use output::{AUDIT_SCHEMA, MAP_SCHEMA};
+pub use output::{AUDIT_SCHEMA, CHANGES_SCHEMA, MAP_SCHEMA};
 pub use table_function::IdentityStitchFunc;
-// Shared with `identity_quality`, which reads identifiers the same way.
+// Shared with `identity_quality` and `identity_churn`, which read identifiers the same way.
 pub(crate) use interner::{IdentifierInterner, NameInterner, StringColumn};
+// Shared with `identity_explain`, which searches the graph the guards leave.
+pub(crate) use graph::{Edge, EdgeColumns, Graph, NO_SOURCE, NO_TS};
+pub(crate) use input::{StitchInputs, StitchQueries, is_tagged, over_memory_limit, read_inputs};
+#[cfg(test)]
+pub(crate) use resolve::tests as test_graphs;
+pub(crate) use resolve::{NodeStatus, Resolution, resolve_keeping_edges};

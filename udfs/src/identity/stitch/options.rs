@@ -9,7 +9,10 @@
 //!   "degree_limit": {"email": 10, "phone": 10},
 //!   "limits": {"app_account_id": 1, "phone": 3},
 //!   "priority": ["app_account_id", "user_id", "loyalty_card", "email", "phone"],
-//!   "max_component_size": 1000
+//!   "max_component_size": 1000,
+//!   "block_query": "SELECT 'phone' AS id_type, normalize_phone(phone_raw) AS id_value FROM stores",
+//!   "previous": "identity_map",
+//!   "run_id": "2026-11-22"
 //! }
 //! ```
 //!
@@ -25,8 +28,10 @@ use datafusion::common::{Result, plan_err};
 use regex::bytes::RegexSet;
 use serde_json::{Map, Value};
 
-/// The function name used in error messages.
-const FUNCTION: &str = "identity_stitch";
+use crate::query_argument::QueryArgument;
+
+/// The function whose options these are, for messages (`identity_explain` shares them).
+const STITCH: &str = "identity_stitch";
 
 /// Largest accepted per-type limit: per-component counts are kept in `u16`.
 pub(crate) const MAX_TYPE_LIMIT: u64 = u16::MAX as u64;
@@ -38,16 +43,28 @@ pub enum OutputSelector {
     Map,
     /// One row per guard action: the audit log.
     Audit,
+    /// One row per change against the previous identity map: the change log.
+    Changes,
 }
 
 impl OutputSelector {
-    const NAMES: &'static str = "'map', 'audit'";
+    const NAMES: &'static str = "'map', 'audit', 'changes'";
 
     fn from_name(name: &str) -> Option<Self> {
         match name {
             "map" => Some(Self::Map),
             "audit" => Some(Self::Audit),
+            "changes" => Some(Self::Changes),
             _ => None,
+        }
+    }
+
+    /// The name used in options and `EXPLAIN`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Map => "map",
+            Self::Audit => "audit",
+            Self::Changes => "changes",
         }
     }
 }
@@ -135,7 +152,10 @@ const DEFAULT_LIMITS: &[(&str, u64)] = &[("app_account_id", 1), ("user_id", 1), 
 
 const DEFAULT_MAX_COMPONENT_SIZE: u64 = 1000;
 
-const KEYS: &str = "output, default_blocklist, block, block_regex, degree_limit, limits, priority, max_component_size";
+const KEYS: &str = "output, default_blocklist, block, block_regex, block_query, degree_limit, limits, priority, max_component_size, previous, run_id";
+
+/// Options that only `identity_stitch` reads (they select or name its output).
+const STITCH_ONLY_KEYS: [&str; 3] = ["output", "previous", "run_id"];
 
 /// Validated options of one `identity_stitch` call.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -151,6 +171,14 @@ pub struct StitchOptions {
     pub priority: Vec<String>,
     /// Largest component the circuit breaker lets a union create; `None` = no limit.
     pub max_component_size: Option<u64>,
+    /// A query or table of `(id_type, id_value [, rule])` rows added to the exact blocklist at
+    /// execution (e.g. the stores' own phone numbers).
+    pub block_query: Option<String>,
+    /// The previous identity map (a query or table of `id_type, id_value, customer_id
+    /// [, first_seen]`): incremental mode keeps its customer ids.
+    pub previous: Option<String>,
+    /// The `run_id` of the change log; `None` = a digest of the inputs.
+    pub run_id: Option<String>,
 }
 
 impl Default for StitchOptions {
@@ -164,6 +192,9 @@ impl Default for StitchOptions {
             limits: limit_map(DEFAULT_LIMITS),
             priority: DEFAULT_PRIORITY.iter().map(|t| t.to_string()).collect(),
             max_component_size: Some(DEFAULT_MAX_COMPONENT_SIZE),
+            block_query: None,
+            previous: None,
+            run_id: None,
         }
     }
 }
@@ -187,23 +218,42 @@ fn add_default_blocklist(block: &mut BTreeMap<String, Vec<BlockRule>>) {
 }
 
 impl StitchOptions {
-    /// Parses the options JSON; `None` (argument omitted) gives the defaults.
+    /// Parses the options JSON of `identity_stitch`; `None` (argument omitted) gives the
+    /// defaults.
     pub fn parse(json: Option<&str>) -> Result<Self> {
+        Self::parse_for(STITCH, json)
+    }
+
+    /// Parses the options of `function`: `identity_stitch`, or a function that runs the same
+    /// guards over the same graph (`identity_explain`), which refuses the output options.
+    pub fn parse_for(function: &str, json: Option<&str>) -> Result<Self> {
         let Some(json) = json else {
             return Ok(Self::default());
         };
         let value: Value = match serde_json::from_str(json) {
             Ok(value) => value,
-            Err(e) => return plan_err!("{FUNCTION}: options are not valid JSON ({e}): {json}"),
+            Err(e) => return plan_err!("{function}: options are not valid JSON ({e}): {json}"),
         };
         let Value::Object(object) = value else {
-            return plan_err!("{FUNCTION}: options must be a JSON object, got {value}");
+            return plan_err!("{function}: options must be a JSON object, got {value}");
         };
         for key in object.keys() {
             if !KEYS.split(", ").any(|known| known == key) {
-                return plan_err!("{FUNCTION}: unknown option '{key}'; known options: {KEYS}");
+                return plan_err!("{function}: unknown option '{key}'; known options: {KEYS}");
+            }
+            if function != STITCH && STITCH_ONLY_KEYS.contains(&key.as_str()) {
+                return plan_err!("{function}: option '{key}' only applies to identity_stitch");
             }
         }
+        let string_option = |key: &str| -> Result<Option<String>> {
+            match object.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(text)) if !text.trim().is_empty() => Ok(Some(text.clone())),
+                Some(other) => {
+                    plan_err!("{function}: option '{key}' must be a non-empty string, got {other}")
+                }
+            }
+        };
 
         let mut options = Self::default();
         if let Some(value) = object.get("output") {
@@ -212,7 +262,7 @@ impl StitchOptions {
                 Some(output) => output,
                 None => {
                     return plan_err!(
-                        "{FUNCTION}: option 'output' must be one of {}, got {value}",
+                        "{function}: option 'output' must be one of {}, got {value}",
                         OutputSelector::NAMES
                     );
                 }
@@ -224,22 +274,22 @@ impl StitchOptions {
                 Value::Bool(false) => options.block.clear(),
                 other => {
                     return plan_err!(
-                        "{FUNCTION}: option 'default_blocklist' must be true or false, got {other}"
+                        "{function}: option 'default_blocklist' must be true or false, got {other}"
                     );
                 }
             }
         }
-        for (id_type, values) in string_lists(&object, "block")? {
+        for (id_type, values) in string_lists(function, &object, "block")? {
             options.block.entry(id_type).or_default().push(BlockRule {
                 name: "block".to_string(),
                 matcher: BlockMatcher::Exact(values),
             });
         }
-        for (id_type, patterns) in string_lists(&object, "block_regex")? {
+        for (id_type, patterns) in string_lists(function, &object, "block_regex")? {
             for pattern in patterns {
                 if let Err(e) = RegexSet::new([&pattern]) {
                     return plan_err!(
-                        "{FUNCTION}: option 'block_regex.{id_type}': invalid regular expression {pattern:?}: {e}"
+                        "{function}: option 'block_regex.{id_type}': invalid regular expression {pattern:?}: {e}"
                     );
                 }
                 options
@@ -252,23 +302,23 @@ impl StitchOptions {
                     });
             }
         }
-        if let Some(limits) = count_map(&object, "degree_limit", u64::MAX)? {
+        if let Some(limits) = count_map(function, &object, "degree_limit", u64::MAX)? {
             options.degree_limit = limits;
         }
-        if let Some(limits) = count_map(&object, "limits", MAX_TYPE_LIMIT)? {
+        if let Some(limits) = count_map(function, &object, "limits", MAX_TYPE_LIMIT)? {
             options.limits = limits;
         }
         if let Some(value) = object.get("priority") {
             let types = string_list(value).filter(|types| !types.is_empty());
             let Some(types) = types else {
                 return plan_err!(
-                    "{FUNCTION}: option 'priority' must be a non-empty list of identifier types, got {value}"
+                    "{function}: option 'priority' must be a non-empty list of identifier types, got {value}"
                 );
             };
             for (i, id_type) in types.iter().enumerate() {
                 if types[..i].contains(id_type) {
                     return plan_err!(
-                        "{FUNCTION}: option 'priority' lists '{id_type}' more than once"
+                        "{function}: option 'priority' lists '{id_type}' more than once"
                     );
                 }
             }
@@ -281,31 +331,47 @@ impl StitchOptions {
                     Some(n) => Some(n),
                     None => {
                         return plan_err!(
-                            "{FUNCTION}: option 'max_component_size' must be an integer >= 2 or null (no limit), got {other}"
+                            "{function}: option 'max_component_size' must be an integer >= 2 or null (no limit), got {other}"
                         );
                     }
                 },
             };
+        }
+        options.block_query = string_option("block_query")?;
+        options.previous = string_option("previous")?;
+        options.run_id = string_option("run_id")?;
+        for (key, text) in [
+            ("block_query", &options.block_query),
+            ("previous", &options.previous),
+        ] {
+            if let Some(text) = text {
+                // Checked here so that a bad query text is an error naming the option.
+                QueryArgument::parse(function, key, text)?;
+            }
         }
         Ok(options)
     }
 }
 
 /// `{"<type>": ["v", ...], ...}` under `key`, or nothing when the key is absent.
-fn string_lists(object: &Map<String, Value>, key: &str) -> Result<Vec<(String, Vec<String>)>> {
+fn string_lists(
+    function: &str,
+    object: &Map<String, Value>,
+    key: &str,
+) -> Result<Vec<(String, Vec<String>)>> {
     let Some(value) = object.get(key) else {
         return Ok(vec![]);
     };
     let Value::Object(per_type) = value else {
         return plan_err!(
-            "{FUNCTION}: option '{key}' must be an object of identifier type -> list of strings, got {value}"
+            "{function}: option '{key}' must be an object of identifier type -> list of strings, got {value}"
         );
     };
     let mut lists = Vec::with_capacity(per_type.len());
     for (id_type, values) in per_type {
         let Some(values) = string_list(values) else {
             return plan_err!(
-                "{FUNCTION}: option '{key}.{id_type}' must be a list of strings, got {values}"
+                "{function}: option '{key}.{id_type}' must be a list of strings, got {values}"
             );
         };
         lists.push((id_type.clone(), values));
@@ -323,6 +389,7 @@ fn string_list(value: &Value) -> Option<Vec<String>> {
 
 /// `{"<type>": N, ...}` under `key` with `1 <= N <= max`.
 fn count_map(
+    function: &str,
     object: &Map<String, Value>,
     key: &str,
     max: u64,
@@ -332,7 +399,7 @@ fn count_map(
     };
     let Value::Object(per_type) = value else {
         return plan_err!(
-            "{FUNCTION}: option '{key}' must be an object of identifier type -> positive integer, got {value}"
+            "{function}: option '{key}' must be an object of identifier type -> positive integer, got {value}"
         );
     };
     let mut limits = BTreeMap::new();
@@ -341,7 +408,7 @@ fn count_map(
             Some(n) => limits.insert(id_type.clone(), n),
             None => {
                 return plan_err!(
-                    "{FUNCTION}: option '{key}.{id_type}' must be an integer from 1 to {max}, got {n}"
+                    "{function}: option '{key}.{id_type}' must be an integer from 1 to {max}, got {n}"
                 );
             }
         };
@@ -415,14 +482,74 @@ mod tests {
     }
 
     #[test]
+    fn query_options_and_the_run_id() -> Result<()> {
+        let options = StitchOptions::parse(Some(
+            r#"{"output": "changes", "block_query": "SELECT 'phone' AS id_type, p AS id_value FROM s",
+                "previous": "identity_map", "run_id": "r1"}"#,
+        ))?;
+        assert_eq!(options.output, OutputSelector::Changes);
+        assert_eq!(options.previous.as_deref(), Some("identity_map"));
+        assert_eq!(options.run_id.as_deref(), Some("r1"));
+        assert!(options.block_query.is_some());
+        let defaults = StitchOptions::parse(Some(r#"{"previous": null}"#))?;
+        assert_eq!(defaults, StitchOptions::default());
+        Ok(())
+    }
+
+    #[test]
+    fn other_functions_refuse_the_output_options() -> Result<()> {
+        let options = StitchOptions::parse_for(
+            "identity_explain",
+            Some(r#"{"block": {"phone": ["+1"]}, "block_query": "stores"}"#),
+        )?;
+        assert_eq!(options.block_query.as_deref(), Some("stores"));
+        for key in ["output", "previous", "run_id"] {
+            let json = format!(r#"{{"{key}": "map"}}"#);
+            let err = StitchOptions::parse_for("identity_explain", Some(&json))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!(
+                    "identity_explain: option '{key}' only applies to identity_stitch"
+                )),
+                "{err}"
+            );
+        }
+        let err = StitchOptions::parse_for("identity_explain", Some("{"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("identity_explain: options are not valid JSON"),
+            "{err}"
+        );
+        Ok(())
+    }
+
+    #[test]
     fn errors_name_the_option() {
         let cases = [
             ("{", "options are not valid JSON"),
             ("[1]", "options must be a JSON object"),
             (r#"{"degree_limits": {}}"#, "unknown option 'degree_limits'"),
             (
-                r#"{"output": "changes"}"#,
-                "option 'output' must be one of 'map', 'audit'",
+                r#"{"output": "change"}"#,
+                "option 'output' must be one of 'map', 'audit', 'changes'",
+            ),
+            (
+                r#"{"block_query": 1}"#,
+                "option 'block_query' must be a non-empty string, got 1",
+            ),
+            (
+                r#"{"block_query": "stores; drop table x"}"#,
+                "argument 'block_query' must be a query (SELECT, WITH or VALUES) or a table name",
+            ),
+            (
+                r#"{"previous": " "}"#,
+                "option 'previous' must be a non-empty string",
+            ),
+            (
+                r#"{"run_id": ["r1"]}"#,
+                "option 'run_id' must be a non-empty string",
             ),
             (r#"{"output": 1}"#, "option 'output' must be one of"),
             (

@@ -9,6 +9,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::common::Result;
 
 use super::graph::{Graph, NO_TS};
+use super::incremental::{IncrementalIds, PreviousMap};
 use super::options::OutputSelector;
 use super::resolve::{NodeStatus, Resolution};
 
@@ -41,17 +42,44 @@ pub static AUDIT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// `run_id, customer_id, event, merged_into, at`.
+pub static CHANGES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("event", DataType::Utf8, false),
+        Field::new("merged_into", DataType::Utf8, true),
+        Field::new("at", timestamp(), true),
+    ]))
+});
+
 pub(crate) fn output_schema(output: OutputSelector) -> SchemaRef {
     match output {
         OutputSelector::Map => Arc::clone(&MAP_SCHEMA),
         OutputSelector::Audit => Arc::clone(&AUDIT_SCHEMA),
+        OutputSelector::Changes => Arc::clone(&CHANGES_SCHEMA),
     }
+}
+
+/// The outcome of one `identity_stitch` run, from which the output is cut.
+#[derive(Debug)]
+pub(crate) struct Stitched {
+    pub graph: Graph,
+    pub resolution: Resolution,
+    /// The previous identity map (empty without the `previous` option).
+    pub previous: PreviousMap,
+    /// The incremental ids and change log, for the `changes` output or a `previous` map.
+    pub ids: Option<IncrementalIds>,
+    pub run_id: String,
 }
 
 /// Produces the output batches one at a time, so the whole output is never materialised.
 pub(crate) struct OutputBatches {
     graph: Graph,
     resolution: Resolution,
+    previous: PreviousMap,
+    ids: Option<IncrementalIds>,
+    run_id: String,
     output: OutputSelector,
     projection: Option<Vec<usize>>,
     batch_size: usize,
@@ -63,12 +91,18 @@ pub(crate) struct OutputBatches {
 
 impl OutputBatches {
     pub(crate) fn new(
-        graph: Graph,
-        resolution: Resolution,
+        stitched: Stitched,
         output: OutputSelector,
         projection: Option<Vec<usize>>,
         batch_size: usize,
     ) -> Self {
+        let Stitched {
+            graph,
+            resolution,
+            previous,
+            ids,
+            run_id,
+        } = stitched;
         let blocklist = &resolution.blocklist;
         let blocked_status = (0..blocklist.rule_count() as u32)
             .map(|rule| format!("blocked:{}", blocklist.rule_name(rule)))
@@ -82,6 +116,9 @@ impl OutputBatches {
         Self {
             graph,
             resolution,
+            previous,
+            ids,
+            run_id,
             output,
             projection,
             batch_size: batch_size.max(1),
@@ -95,6 +132,7 @@ impl OutputBatches {
         match self.output {
             OutputSelector::Map => self.graph.node_count(),
             OutputSelector::Audit => self.resolution.audit.len(),
+            OutputSelector::Changes => self.ids.as_ref().map_or(0, |ids| ids.changes.len()),
         }
     }
 
@@ -113,14 +151,22 @@ impl OutputBatches {
             let i = node as usize;
             id_type.append_value(graph.types.name(graph.nodes.type_of(node)));
             id_value.append_value(String::from_utf8_lossy(graph.nodes.value(node)));
-            match self.resolution.customer_id(node) {
-                Some(id) => {
+            let kept = self
+                .ids
+                .as_ref()
+                .zip(self.resolution.component_of(node))
+                .and_then(|(ids, component)| ids.kept(component));
+            match (kept, self.resolution.customer_id(node)) {
+                (Some(customer), _) => {
+                    customer_id.append_value(self.previous.customer_name(customer));
+                }
+                (None, Some(id)) => {
                     hex::encode_to_slice(id, &mut hex_id).map_err(|e| {
                         datafusion::common::DataFusionError::Internal(e.to_string())
                     })?;
                     customer_id.append_value(String::from_utf8_lossy(&hex_id));
                 }
-                None => customer_id.append_null(),
+                (None, None) => customer_id.append_null(),
             }
             let first = graph.first_seen[i];
             first_seen.append_option((first != NO_TS).then_some(first));
@@ -171,6 +217,35 @@ impl OutputBatches {
     }
 }
 
+impl OutputBatches {
+    fn changes_batch(&self, start: usize, end: usize) -> Result<RecordBatch> {
+        let rows = match &self.ids {
+            Some(ids) => &ids.changes[start..end],
+            None => &[],
+        };
+        let mut run_id = StringBuilder::with_capacity(rows.len(), rows.len() * 32);
+        let mut customer_id = StringBuilder::with_capacity(rows.len(), rows.len() * 32);
+        let mut event = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
+        let mut merged_into = StringBuilder::new();
+        let mut at = TimestampMicrosecondBuilder::with_capacity(rows.len());
+        for row in rows {
+            run_id.append_value(&self.run_id);
+            customer_id.append_value(&row.customer_id);
+            event.append_value(row.event);
+            merged_into.append_option(row.merged_into.as_deref());
+            at.append_option(row.at);
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(run_id.finish()),
+            Arc::new(customer_id.finish()),
+            Arc::new(event.finish()),
+            Arc::new(merged_into.finish()),
+            Arc::new(at.finish().with_timezone("UTC")),
+        ];
+        Ok(RecordBatch::try_new(Arc::clone(&CHANGES_SCHEMA), columns)?)
+    }
+}
+
 impl Iterator for OutputBatches {
     type Item = Result<RecordBatch>;
 
@@ -185,6 +260,7 @@ impl Iterator for OutputBatches {
         let batch = match self.output {
             OutputSelector::Map => self.map_batch(start, end),
             OutputSelector::Audit => self.audit_batch(start, end),
+            OutputSelector::Changes => self.changes_batch(start, end),
         };
         Some(batch.and_then(|batch| match &self.projection {
             Some(projection) => Ok(batch.project(projection)?),

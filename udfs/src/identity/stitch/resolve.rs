@@ -52,8 +52,13 @@ pub(crate) struct Resolution {
     /// Per node: index into `customer_ids`, [`NONE`] for blocked identifiers.
     pub component: Vec<u32>,
     pub customer_ids: Vec<[u8; CUSTOMER_ID_BYTES]>,
+    /// Per component: its anchor node (the identifier `customer_ids` hashes).
+    pub anchors: Vec<u32>,
     pub blocklist: Blocklist,
     pub audit: Vec<AuditRow>,
+    /// With [`resolve_keeping_edges`]: the distinct edges the guards let through (every edge of
+    /// the final components, refused unions excluded), with their earliest evidence.
+    pub kept_edges: Vec<Edge>,
 }
 
 impl Resolution {
@@ -61,6 +66,12 @@ impl Resolution {
     pub(crate) fn customer_id(&self, node: u32) -> Option<&[u8; CUSTOMER_ID_BYTES]> {
         let component = self.component[node as usize];
         (component != NONE).then(|| &self.customer_ids[component as usize])
+    }
+
+    /// The component of `node`, `None` for a blocked identifier.
+    pub(crate) fn component_of(&self, node: u32) -> Option<u32> {
+        let component = self.component[node as usize];
+        (component != NONE).then_some(component)
     }
 
     pub(crate) fn allocated_bytes(&self) -> usize {
@@ -71,12 +82,14 @@ impl Resolution {
             + self.status.capacity() * size_of::<NodeStatus>()
             + self.component.capacity() * size_of::<u32>()
             + self.customer_ids.capacity() * CUSTOMER_ID_BYTES
+            + self.anchors.capacity() * size_of::<u32>()
+            + self.kept_edges.capacity() * size_of::<Edge>()
     }
 }
 
 /// Per identifier type: rank in the priority order (unlisted types after the listed ones, in name
 /// order). Distinct per type.
-fn type_ranks(graph: &Graph, options: &StitchOptions) -> Vec<u32> {
+pub(crate) fn type_ranks(graph: &Graph, options: &StitchOptions) -> Vec<u32> {
     let names = graph.types.names();
     let mut unlisted: Vec<usize> = (0..names.len())
         .filter(|t| !options.priority.contains(&names[*t]))
@@ -106,7 +119,7 @@ struct CanonicalKey {
 
 /// A content hash of an identifier (FNV-1a 64 over type, separator, value): a fixed, portable
 /// tie-breaker for the canonical edge order. Equal keys fall back to comparing the bytes.
-fn content_key(id_type: &str, value: &[u8]) -> u64 {
+pub(crate) fn content_key(id_type: &str, value: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in id_type.bytes().chain([0xff]).chain(value.iter().copied()) {
         hash ^= u64::from(byte);
@@ -123,6 +136,25 @@ pub(crate) fn resolve(
     graph: &Graph,
     options: &StitchOptions,
     memory: MemoryReport,
+) -> Result<Resolution> {
+    resolve_with(graph, options, memory, false)
+}
+
+/// [`resolve`], also keeping the edges the guards let through ([`Resolution::kept_edges`]), the
+/// graph `identity_explain` searches.
+pub(crate) fn resolve_keeping_edges(
+    graph: &Graph,
+    options: &StitchOptions,
+    memory: MemoryReport,
+) -> Result<Resolution> {
+    resolve_with(graph, options, memory, true)
+}
+
+fn resolve_with(
+    graph: &Graph,
+    options: &StitchOptions,
+    memory: MemoryReport,
+    keep_edges: bool,
 ) -> Result<Resolution> {
     let n = graph.node_count();
     let types = &graph.types;
@@ -281,9 +313,18 @@ pub(crate) fn resolve(
     // Refusals into a component that is already held are counted, not listed: once a component
     // reached the cap, every further edge into it would otherwise add a row.
     let mut refused_into_held: u64 = 0;
+    let mut kept_edges = Vec::new();
+    if keep_edges {
+        held_bytes += distinct.len() * size_of::<Edge>();
+        memory(held_bytes + edge_bytes)?;
+        kept_edges.reserve_exact(distinct.len());
+    }
     for edge in &distinct {
         let (ra, rb) = (sets.find(edge.a), sets.find(edge.b));
         if ra == rb {
+            if keep_edges {
+                kept_edges.push(*edge);
+            }
             continue;
         }
         let row = if let Some(breach) = limits.breach(ra, rb) {
@@ -326,6 +367,9 @@ pub(crate) fn resolve(
                     }
                 }
                 _ => {
+                    if keep_edges {
+                        kept_edges.push(*edge);
+                    }
                     let root = sets.union_roots(ra, rb);
                     let child = if root == ra { rb } else { ra };
                     limits.merge(root, child);
@@ -377,6 +421,7 @@ pub(crate) fn resolve(
     let mut component = vec![NONE; n];
     let mut component_of_root = vec![NONE; n];
     let mut customer_ids = Vec::new();
+    let mut anchors = Vec::new();
     memory(held_bytes + 3 * n * size_of::<u32>())?;
     for node in 0..n as u32 {
         if status[node as usize].is_blocked() {
@@ -387,6 +432,7 @@ pub(crate) fn resolve(
             component_of_root[root] = customer_ids.len() as u32;
             let anchor = anchor[root];
             customer_ids.push(customer_id(type_name(anchor), graph.nodes.value(anchor)));
+            anchors.push(anchor);
         }
         component[node as usize] = component_of_root[root];
         if held[root] && status[node as usize] == NodeStatus::Linked {
@@ -397,8 +443,10 @@ pub(crate) fn resolve(
         status,
         component,
         customer_ids,
+        anchors,
         blocklist,
         audit,
+        kept_edges,
     };
     memory(resolution.allocated_bytes())?;
     Ok(resolution)
@@ -476,16 +524,16 @@ fn format_ts(micros: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::{BTreeMap, BTreeSet, HashMap};
 
     use super::*;
 
     /// SplitMix64: a small seeded generator, so failures reproduce.
-    struct Rng(u64);
+    pub(crate) struct Rng(pub(crate) u64);
 
     impl Rng {
-        fn next(&mut self) -> u64 {
+        pub(crate) fn next(&mut self) -> u64 {
             self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
             let mut z = self.0;
             z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -493,11 +541,11 @@ mod tests {
             z ^ (z >> 31)
         }
 
-        fn below(&mut self, n: u64) -> u64 {
+        pub(crate) fn below(&mut self, n: u64) -> u64 {
             self.next() % n
         }
 
-        fn shuffle<T>(&mut self, items: &mut [T]) {
+        pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
             for i in (1..items.len()).rev() {
                 items.swap(i, self.below(i as u64 + 1) as usize);
             }
@@ -505,9 +553,9 @@ mod tests {
     }
 
     /// `(a_type, a_value, b_type, b_value, ts, source)`; empty b = single-node row.
-    type Row = (String, String, String, String, Option<i64>, String);
+    pub(crate) type Row = (String, String, String, String, Option<i64>, String);
 
-    fn row(a: (&str, &str), b: (&str, &str), ts: i64, source: &str) -> Row {
+    pub(crate) fn row(a: (&str, &str), b: (&str, &str), ts: i64, source: &str) -> Row {
         (
             a.0.into(),
             a.1.into(),
@@ -518,7 +566,7 @@ mod tests {
         )
     }
 
-    fn graph_of(rows: &[Row]) -> Graph {
+    pub(crate) fn graph_of(rows: &[Row]) -> Graph {
         let mut graph = Graph::default();
         let opt = |s: &String| (!s.is_empty()).then(|| s.as_bytes().to_vec());
         for (at, av, bt, bv, ts, source) in rows {
@@ -535,7 +583,7 @@ mod tests {
         graph
     }
 
-    fn no_guards() -> StitchOptions {
+    pub(crate) fn no_guards() -> StitchOptions {
         StitchOptions::parse(Some(
             r#"{"default_blocklist": false, "degree_limit": {}, "limits": {}, "max_component_size": null}"#,
         ))
@@ -586,7 +634,7 @@ mod tests {
     }
 
     /// Connected components by breadth-first search over the rows.
-    fn bfs_partition(rows: &[Row]) -> BTreeSet<BTreeSet<(String, String)>> {
+    pub(crate) fn bfs_partition(rows: &[Row]) -> BTreeSet<BTreeSet<(String, String)>> {
         let mut adjacency: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
         for (at, av, bt, bv, _, _) in rows {
             let a = (at.clone(), av.clone());
@@ -619,7 +667,7 @@ mod tests {
         components
     }
 
-    fn random_rows(rng: &mut Rng, nodes: u64, edges: usize) -> Vec<Row> {
+    pub(crate) fn random_rows(rng: &mut Rng, nodes: u64, edges: usize) -> Vec<Row> {
         let types = ["app_account_id", "email", "phone", "anonymous_id"];
         let node = |rng: &mut Rng| {
             let i = rng.below(nodes);
@@ -790,15 +838,19 @@ mod tests {
         assert!(audit.is_empty());
     }
 
-    #[test]
-    fn limits_refuse_the_weak_link_even_when_it_comes_first() {
-        // Two people share a phone; the phone edges are older than the strong links.
-        let rows = [
+    /// Two people share a phone; the phone edges are older than the strong links.
+    pub(crate) fn shared_phone() -> Vec<Row> {
+        vec![
             row(("phone", "+7916"), ("email", "ann@x.ru"), 1, "pos"),
             row(("phone", "+7916"), ("email", "bob@x.ru"), 2, "pos"),
             row(("app_account_id", "A1"), ("email", "ann@x.ru"), 5, "app"),
             row(("app_account_id", "A2"), ("email", "bob@x.ru"), 6, "app"),
-        ];
+        ]
+    }
+
+    #[test]
+    fn limits_refuse_the_weak_link_even_when_it_comes_first() {
+        let rows = shared_phone();
         let options = StitchOptions::parse(Some(
             r#"{"limits": {"app_account_id": 1}, "degree_limit": {}}"#,
         ))

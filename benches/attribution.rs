@@ -1,0 +1,622 @@
+//! Attribution benchmark (issue 4): phygital against ChannelAttribution (Markov orders 1-3 and the
+//! first/last/linear heuristics, on 1 M journeys over 10 channels) and against DuckDB running the
+//! rule models as hand-written window-function SQL (50 M touches), on the same generated Parquet.
+//!
+//! ```sh
+//! cargo bench --bench attribution
+//! cargo bench --bench attribution -- --journeys 200k --touches 5m --runs 3
+//! ```
+//!
+//! Prints, besides the times, the agreement check of issue 4: per channel, the relative difference
+//! between phygital's exact Markov credit and ChannelAttribution's Monte-Carlo estimate, next to
+//! ChannelAttribution's own spread over seeds (its noise). Every case runs in its own child process
+//! (warm-up, then the median of N timed runs). ChannelAttribution is GPL and runs only as a Python
+//! process from the `bench` virtualenv of `tests/services/test-services.sh`.
+
+mod common;
+#[path = "attribution/journeys.rs"]
+mod journeys;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use phygital::session::{EngineOptions, build_context};
+use serde_json::{Map, Value};
+
+use common::measure::{Repetitions, median, print_report, run_child, time_runs};
+use common::peers::{bench_python, run_peer};
+use common::report::{Table, count, ratio, seconds};
+use common::{BenchResult, measure};
+
+const RULE_MODELS: [&str; 4] = ["linear", "position_based", "time_decay", "last_non_direct"];
+const HEURISTICS: [(&str, &str); 3] = [
+    ("first_touch", "first_touch"),
+    ("last_touch", "last_touch"),
+    ("linear", "linear_touch"),
+];
+
+/// Targets of issue 4.
+const TARGET_MARKOV_SECONDS: f64 = 0.5;
+const TARGET_MARKOV_SPEEDUP: f64 = 10.0;
+const TARGET_TOUCHES_PER_SECOND: f64 = 10e6;
+const TARGET_RULE_SPEEDUP: f64 = 2.0;
+/// phygital agrees with ChannelAttribution when its difference from ChannelAttribution's mean
+/// over seeds is at most this multiple of ChannelAttribution's own spread over seeds.
+const NOISE_MULTIPLE: f64 = 2.0;
+
+fn main() {
+    if let Err(error) = run() {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
+}
+
+#[derive(Debug)]
+struct Options {
+    journeys: usize,
+    touches: usize,
+    orders: Vec<usize>,
+    seeds: Vec<u64>,
+    repetitions: Repetitions,
+    rule_models: bool,
+    markov: bool,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> BenchResult<Self> {
+        let mut options = Self {
+            journeys: 1_000_000,
+            touches: 50_000_000,
+            orders: vec![1, 2, 3],
+            seeds: vec![0, 1, 2],
+            repetitions: Repetitions { warmup: 1, runs: 3 },
+            rule_models: true,
+            markov: true,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--journeys" => options.journeys = parse_size(value()?)?,
+                "--touches" => options.touches = parse_size(value()?)?,
+                "--orders" => options.orders = parse_list(value()?)?,
+                "--seeds" => options.seeds = parse_list(value()?)?,
+                "--runs" => options.repetitions.runs = value()?.parse()?,
+                "--warmup" => options.repetitions.warmup = value()?.parse()?,
+                "--no-rule-models" => options.rule_models = false,
+                "--no-markov" => options.markov = false,
+                other => {
+                    return Err(format!(
+                        "unknown argument '{other}'; usage: attribution [--journeys 1m] [--touches 50m] [--orders 1,2,3] [--seeds 0,1,2] [--runs N] [--warmup N] [--no-markov] [--no-rule-models]"
+                    )
+                    .into());
+                }
+            }
+        }
+        if options.repetitions.runs == 0 || options.seeds.len() < 2 {
+            return Err("--runs must be at least 1, and --seeds needs at least two seeds (the noise estimate)".into());
+        }
+        Ok(options)
+    }
+}
+
+fn parse_list<T: std::str::FromStr>(text: &str) -> BenchResult<Vec<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    Ok(text
+        .split(',')
+        .map(|item| item.trim().parse::<T>())
+        .collect::<Result<Vec<T>, _>>()?)
+}
+
+/// `1m`, `50M`, `200k` or a plain number.
+fn parse_size(text: &str) -> BenchResult<usize> {
+    let text = text.trim().to_ascii_lowercase();
+    let (digits, unit) = match text.strip_suffix('m') {
+        Some(digits) => (digits, 1_000_000),
+        None => match text.strip_suffix('k') {
+            Some(digits) => (digits, 1_000),
+            None => (text.as_str(), 1),
+        },
+    };
+    Ok(digits
+        .parse::<usize>()
+        .map_err(|e| format!("bad size '{text}': {e}"))?
+        * unit)
+}
+
+fn run() -> BenchResult<()> {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        return child(&args[1..]);
+    }
+    let options = Options::parse(&args)?;
+    let python = bench_python()?;
+    println!("attribution, {}", common::report::machine());
+    if options.markov {
+        let path = cached("journeys", options.journeys, journeys::write_journeys)?;
+        markov_and_heuristics(&options, &python, &path)?;
+    }
+    if options.rule_models {
+        let path = cached("touches", options.touches, journeys::write_touches)?;
+        rule_models(&options, &python, &path)?;
+    }
+    Ok(())
+}
+
+/// The cached data file `<name>-v<version>-<rows>.parquet`, generated if missing.
+fn cached(
+    name: &str,
+    rows: usize,
+    write: fn(&Path, usize) -> BenchResult<()>,
+) -> BenchResult<PathBuf> {
+    let path = measure::data_dir("attribution")?.join(format!(
+        "{name}-v{}-{rows}.parquet",
+        journeys::GENERATOR_VERSION
+    ));
+    if !path.exists() {
+        let started = Instant::now();
+        eprintln!(
+            "generating {} {name} into {}",
+            count(rows as u64),
+            path.display()
+        );
+        write(&path, rows)?;
+        eprintln!("generated in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    Ok(path)
+}
+
+fn path_arg(path: &Path) -> BenchResult<String> {
+    path.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("not a UTF-8 path: {}", path.display()).into())
+}
+
+/// Credit per channel, read from a JSON object `{channel: number}`.
+type Credits = BTreeMap<String, f64>;
+
+fn credits(value: &Value) -> BenchResult<Credits> {
+    let Value::Object(map) = value else {
+        return Err(format!("expected an object of credits, got {value}").into());
+    };
+    map.iter()
+        .map(|(channel, v)| {
+            v.as_f64()
+                .map(|v| (channel.clone(), v))
+                .ok_or_else(|| format!("non-numeric credit for {channel}: {v}").into())
+        })
+        .collect()
+}
+
+fn lookup<'a>(value: &'a Value, keys: &[&str]) -> BenchResult<&'a Value> {
+    keys.iter().try_fold(value, |value, key| {
+        value
+            .get(key)
+            .ok_or_else(|| format!("missing '{}' in the report", keys.join(".")).into())
+    })
+}
+
+fn seconds_of(value: &Value) -> BenchResult<Vec<f64>> {
+    value
+        .as_array()
+        .ok_or("expected a list of seconds")?
+        .iter()
+        .map(|s| s.as_f64().ok_or_else(|| "a non-numeric time".into()))
+        .collect()
+}
+
+/// `|a − b| / |b|` (0 when both are 0).
+fn relative_difference(a: f64, b: f64) -> f64 {
+    if a == b {
+        0.0
+    } else {
+        (a - b).abs() / b.abs().max(f64::MIN_POSITIVE)
+    }
+}
+
+/// Per channel: (phygital's relative difference from ChannelAttribution's mean over seeds,
+/// ChannelAttribution's relative spread over seeds).
+fn agreement(ours: &Credits, theirs: &[Credits]) -> BenchResult<BTreeMap<String, (f64, f64)>> {
+    let mut out = BTreeMap::new();
+    for (channel, &value) in ours {
+        let samples: Vec<f64> = theirs
+            .iter()
+            .map(|seed| {
+                seed.get(channel)
+                    .copied()
+                    .ok_or_else(|| format!("ChannelAttribution has no channel '{channel}'"))
+            })
+            .collect::<Result<_, _>>()?;
+        let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+        let spread = samples.iter().fold(f64::MIN, |a, &b| a.max(b))
+            - samples.iter().fold(f64::MAX, |a, &b| a.min(b));
+        out.insert(
+            channel.clone(),
+            (relative_difference(value, mean), spread / mean.abs()),
+        );
+    }
+    Ok(out)
+}
+
+fn percent(value: f64) -> String {
+    format!("{:.2} %", value * 100.0)
+}
+
+fn markov_and_heuristics(options: &Options, python: &Path, path: &Path) -> BenchResult<()> {
+    let file = path_arg(path)?;
+    let [warmup, runs] = options.repetitions.args();
+    let orders = options
+        .orders
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let seeds = options
+        .seeds
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    eprintln!("ChannelAttribution: markov_model orders {orders}, seeds {seeds}; heuristic_models");
+    let theirs = run_peer(
+        python,
+        "channel_attribution.py",
+        &[
+            file.clone(),
+            orders,
+            seeds,
+            warmup.clone(),
+            runs.clone(),
+            threads.to_string(),
+        ],
+    )?;
+    let mut speed = Table::new(&[
+        "model (1 M journeys, 10 channels)",
+        "phygital s",
+        "ChannelAttribution s",
+        "speedup",
+        "max |Δ| conversions",
+        "CA noise (seed spread)",
+        "max |Δ| revenue",
+        "agrees",
+    ]);
+    let mut per_channel: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut header = vec!["channel".to_string()];
+    let mut all_agree = true;
+    let mut target_lines = Vec::new();
+    for &order in &options.orders {
+        eprintln!("phygital markov_attribution order {order}");
+        let ours = run_child(&[
+            "markov".into(),
+            file.clone(),
+            order.to_string(),
+            warmup.clone(),
+            runs.clone(),
+        ])?;
+        let report = lookup(theirs.value("markov")?, &[&order.to_string()])?;
+        let their_seconds = median(&seconds_of(lookup(report, &["seconds"])?)?);
+        let mut conversions = Vec::new();
+        let mut revenue = Vec::new();
+        for seed in &options.seeds {
+            let by_seed = lookup(report, &["seeds", &seed.to_string()])?;
+            conversions.push(credits(lookup(by_seed, &["conversions"])?)?);
+            revenue.push(credits(lookup(by_seed, &["revenue"])?)?);
+        }
+        let conversion_agreement = agreement(&credits(ours.value("conversions")?)?, &conversions)?;
+        let revenue_agreement = agreement(&credits(ours.value("revenue")?)?, &revenue)?;
+        let max = |values: &BTreeMap<String, (f64, f64)>, pick: fn(&(f64, f64)) -> f64| {
+            values.values().map(pick).fold(0.0, f64::max)
+        };
+        let difference = max(&conversion_agreement, |v| v.0);
+        let noise = max(&conversion_agreement, |v| v.1);
+        let revenue_difference = max(&revenue_agreement, |v| v.0);
+        let revenue_noise = max(&revenue_agreement, |v| v.1);
+        let agrees = difference <= NOISE_MULTIPLE * noise
+            && revenue_difference <= NOISE_MULTIPLE * revenue_noise;
+        all_agree &= agrees;
+        let ours_seconds = ours.median_seconds();
+        speed.row(vec![
+            format!("Markov order {order}"),
+            seconds(ours_seconds),
+            seconds(their_seconds),
+            ratio(their_seconds / ours_seconds),
+            percent(difference),
+            percent(noise),
+            percent(revenue_difference),
+            if agrees { "yes".into() } else { "NO".into() },
+        ]);
+        header.push(format!("order {order}: |Δ| / CA noise"));
+        for (channel, (difference, noise)) in &conversion_agreement {
+            per_channel
+                .entry(channel.clone())
+                .or_insert_with(|| vec![channel.clone()])
+                .push(format!("{} / {}", percent(*difference), percent(*noise)));
+        }
+        let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+        target_lines.push(format!(
+            "order {order}: ≤ {TARGET_MARKOV_SECONDS} s: {}; ≥ {TARGET_MARKOV_SPEEDUP}× ChannelAttribution: {}",
+            verdict(ours_seconds <= TARGET_MARKOV_SECONDS),
+            verdict(their_seconds / ours_seconds >= TARGET_MARKOV_SPEEDUP),
+        ));
+    }
+
+    eprintln!("phygital heuristics (attribution_weights)");
+    let ours = run_child(&[
+        "heuristics".into(),
+        file.clone(),
+        warmup.clone(),
+        runs.clone(),
+    ])?;
+    let their_heuristics = theirs.value("heuristics")?;
+    let their_seconds = median(&seconds_of(lookup(their_heuristics, &["seconds"])?)?);
+    for (index, (ours_name, their_name)) in HEURISTICS.iter().enumerate() {
+        let mine = ours.value(ours_name)?;
+        let theirs_model = lookup(their_heuristics, &[their_name])?;
+        let mut worst = [0.0f64; 2];
+        for (slot, measure) in ["conversions", "revenue"].iter().enumerate() {
+            let mine = credits(lookup(mine, &[measure])?)?;
+            let theirs = credits(lookup(theirs_model, &[measure])?)?;
+            for (channel, value) in &mine {
+                let other = theirs.get(channel).copied().unwrap_or(0.0);
+                worst[slot] = worst[slot].max(relative_difference(*value, other));
+            }
+        }
+        // One timed query computes all three heuristics on each side.
+        let (ours_cell, theirs_cell, speedup) = if index == 0 {
+            let ours_seconds = ours.median_seconds();
+            (
+                seconds(ours_seconds),
+                seconds(their_seconds),
+                ratio(their_seconds / ours_seconds),
+            )
+        } else {
+            ("〃".into(), "〃".into(), "〃".into())
+        };
+        speed.row(vec![
+            format!("heuristic {ours_name}"),
+            ours_cell,
+            theirs_cell,
+            speedup,
+            format!("{:.1e}", worst[0]),
+            "exact".into(),
+            format!("{:.1e}", worst[1]),
+            if worst[0] <= 1e-9 && worst[1] <= 1e-9 {
+                "yes".into()
+            } else {
+                "NO".into()
+            },
+        ]);
+    }
+    println!();
+    println!(
+        "Markov and heuristics: {} journeys, {} distinct paths; ChannelAttribution gets the distinct paths aggregated (untimed), phygital reads the journeys from Parquet (timed)",
+        count(options.journeys as u64),
+        count(theirs.value_f64("distinct_paths")? as u64)
+    );
+    println!("{}", speed.render());
+    let mut channels = Table::new(&header.iter().map(String::as_str).collect::<Vec<_>>());
+    for row in per_channel.into_values() {
+        channels.row(row);
+    }
+    println!(
+        "Markov conversions per channel: phygital's relative difference from ChannelAttribution's mean over seeds {:?} / ChannelAttribution's own spread over those seeds",
+        options.seeds
+    );
+    println!("{}", channels.render());
+    println!("targets: {}", target_lines.join("; "));
+    if !all_agree {
+        return Err(
+            "phygital's Markov credit is outside ChannelAttribution's Monte-Carlo noise".into(),
+        );
+    }
+    Ok(())
+}
+
+fn rule_models(options: &Options, python: &Path, path: &Path) -> BenchResult<()> {
+    let file = path_arg(path)?;
+    let [warmup, runs] = options.repetitions.args();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    eprintln!("DuckDB rule models");
+    let theirs = run_peer(
+        python,
+        "duckdb_rule_models.py",
+        &[
+            file.clone(),
+            RULE_MODELS.join(","),
+            warmup.clone(),
+            runs.clone(),
+            threads.to_string(),
+        ],
+    )?;
+    let touches = options.touches as f64;
+    let mut table = Table::new(&[
+        "rule model (attribution_weight)",
+        "touches",
+        "phygital s",
+        "phygital touches/s",
+        "peak RSS",
+        "DuckDB s",
+        "DuckDB touches/s",
+        "speedup",
+        "max |Δ| credit",
+    ]);
+    let mut target_lines = Vec::new();
+    for model in RULE_MODELS {
+        eprintln!("phygital attribution_weight('{model}')");
+        let ours = run_child(&[
+            "rule".into(),
+            file.clone(),
+            model.into(),
+            warmup.clone(),
+            runs.clone(),
+        ])?;
+        let report = lookup(theirs.value("models")?, &[model])?;
+        let their_seconds = median(&seconds_of(lookup(report, &["seconds"])?)?);
+        let their_credit = credits(lookup(report, &["credit"])?)?;
+        let our_credit = credits(ours.value("credit")?)?;
+        let mut worst = 0.0f64;
+        for (channel, value) in &our_credit {
+            let other = their_credit.get(channel).copied().unwrap_or(0.0);
+            worst = worst.max(relative_difference(*value, other));
+        }
+        if worst > 1e-9 {
+            return Err(format!("{model}: phygital and DuckDB credit differ by {worst:e}: {our_credit:?} vs {their_credit:?}").into());
+        }
+        let ours_seconds = ours.median_seconds();
+        table.row(vec![
+            model.into(),
+            count(options.touches as u64),
+            seconds(ours_seconds),
+            format!("{:.1} M", touches / ours_seconds / 1e6),
+            common::report::mebibytes(ours.peak_rss_bytes),
+            seconds(their_seconds),
+            format!("{:.1} M", touches / their_seconds / 1e6),
+            ratio(their_seconds / ours_seconds),
+            format!("{worst:.1e}"),
+        ]);
+        let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+        target_lines.push(format!(
+            "{model}: ≥ 10 M touches/s: {}; ≥ {TARGET_RULE_SPEEDUP}× DuckDB: {}",
+            verdict(touches / ours_seconds >= TARGET_TOUCHES_PER_SECOND),
+            verdict(their_seconds / ours_seconds >= TARGET_RULE_SPEEDUP),
+        ));
+    }
+    println!();
+    println!(
+        "Rule models: credit per channel summed over all conversions, both engines reading the same touches Parquet"
+    );
+    println!("{}", table.render());
+    println!("targets: {}", target_lines.join("; "));
+    Ok(())
+}
+
+/// One case, in this child process.
+fn child(args: &[String]) -> BenchResult<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let run = |sql: String,
+               table: &str,
+               path: &str,
+               warmup: &str,
+               runs: &str|
+     -> BenchResult<(Vec<f64>, Vec<RecordBatch>)> {
+        let repetitions = Repetitions::parse(warmup, runs)?;
+        let ctx = runtime.block_on(session(table, path))?;
+        // Result rows come in hash-aggregation order and float sums in any order: the runs are
+        // compared by the caller (channel values), not batch by batch.
+        let mut batches = Vec::new();
+        let (seconds, ()) = time_runs(repetitions, || {
+            batches = runtime.block_on(async { ctx.sql(&sql).await?.collect().await })?;
+            Ok(())
+        })?;
+        Ok((seconds, batches))
+    };
+    match args {
+        [case, path, order, warmup, runs] if case == "markov" => {
+            let sql = format!(
+                "SELECT channel, conversions, revenue FROM markov_attribution('SELECT path, conversions, revenue, nulls FROM journeys', {order})"
+            );
+            let (seconds, batches) = run(sql, "journeys", path, warmup, runs)?;
+            let values = Map::from_iter([
+                ("conversions".into(), channel_values(&batches, 1)?),
+                ("revenue".into(), channel_values(&batches, 2)?),
+            ]);
+            print_report(&seconds, values)
+        }
+        [case, path, warmup, runs] if case == "heuristics" => {
+            let weights = |model: &str| {
+                format!(
+                    "unnest(attribution_weights('{model}', path, touch_ts, conversion_ts)) AS {model}"
+                )
+            };
+            let sql = format!(
+                "SELECT channel, {sums} FROM (SELECT unnest(path) AS channel, {weights}, conversions, revenue \
+                 FROM journeys WHERE conversions > 0) GROUP BY channel",
+                sums = HEURISTICS
+                    .iter()
+                    .map(|(m, _)| format!("sum({m} * conversions), sum({m} * revenue)"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                weights = HEURISTICS
+                    .iter()
+                    .map(|(m, _)| weights(m))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            let (seconds, batches) = run(sql, "journeys", path, warmup, runs)?;
+            let mut values = Map::new();
+            for (index, (model, _)) in HEURISTICS.iter().enumerate() {
+                let by_measure = Map::from_iter([
+                    (
+                        "conversions".into(),
+                        channel_values(&batches, 1 + 2 * index)?,
+                    ),
+                    ("revenue".into(), channel_values(&batches, 2 + 2 * index)?),
+                ]);
+                values.insert((*model).into(), Value::Object(by_measure));
+            }
+            print_report(&seconds, values)
+        }
+        [case, path, model, warmup, runs] if case == "rule" => {
+            let channel = if model == "last_non_direct" {
+                ", channel"
+            } else {
+                ""
+            };
+            let sql = format!(
+                "SELECT channel, sum(w) AS credit FROM (SELECT channel, \
+                 attribution_weight('{model}', touch_ts, conversion_ts{channel}) \
+                 OVER (PARTITION BY conversion_id ORDER BY touch_ts, touch_id) AS w FROM touches) \
+                 GROUP BY channel"
+            );
+            let (seconds, batches) = run(sql, "touches", path, warmup, runs)?;
+            print_report(
+                &seconds,
+                Map::from_iter([("credit".into(), channel_values(&batches, 1)?)]),
+            )
+        }
+        _ => Err(format!("bad child arguments: {args:?}").into()),
+    }
+}
+
+/// The production session (memory pool, all cores) with the file as `table`.
+async fn session(table: &str, path: &str) -> BenchResult<SessionContext> {
+    let ctx = build_context(&EngineOptions::default())?;
+    ctx.register_parquet(table, path, ParquetReadOptions::default())
+        .await?;
+    Ok(ctx)
+}
+
+/// `{channel: value}` from column 0 (channel) and column `column` (a number) of the batches.
+fn channel_values(batches: &[RecordBatch], column: usize) -> BenchResult<Value> {
+    let mut out = Map::new();
+    for batch in batches {
+        let channels = cast(batch.column(0), &DataType::Utf8)?;
+        let channels = channels.as_string::<i32>();
+        let values = cast(batch.column(column), &DataType::Float64)?;
+        let values = values.as_primitive::<Float64Type>();
+        for row in 0..batch.num_rows() {
+            if channels.is_null(row) {
+                return Err("a NULL channel in the result".into());
+            }
+            let channel = channels.value(row);
+            if channel == "(unattributed)" {
+                continue;
+            }
+            out.insert(channel.to_string(), Value::from(values.value(row)));
+        }
+    }
+    Ok(Value::Object(out))
+}
