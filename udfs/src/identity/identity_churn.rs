@@ -263,13 +263,19 @@ impl ChurnInput {
         let (customer, _) = self.customers[s].intern(customer)?;
         let slot = &mut self.customer[s][identifier as usize];
         if *slot != NONE && *slot != customer {
+            // Sorted: which of the two rows came first depends on partitioning.
+            let mut ids = [
+                self.customers[s].name(*slot),
+                self.customers[s].name(customer),
+            ];
+            ids.sort_unstable();
             return exec_err!(
                 "{NAME}: identifier {} {:?} has two customer ids in the {} map, {:?} and {:?}",
                 self.types.name(type_id),
                 String::from_utf8_lossy(value),
                 side.argument(),
-                self.customers[s].name(*slot),
-                self.customers[s].name(customer)
+                ids[0],
+                ids[1]
             );
         }
         *slot = customer;

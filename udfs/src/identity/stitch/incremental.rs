@@ -71,12 +71,18 @@ impl PreviousMap {
             self.customer_of.push(customer_id);
             self.first_seen.push(first_seen);
         } else if self.customer_of[i] != customer_id {
+            // Sorted: which of the two rows came first depends on partitioning.
+            let mut ids = [
+                self.customers.name(self.customer_of[i]),
+                self.customers.name(customer_id),
+            ];
+            ids.sort_unstable();
             return exec_err!(
                 "identity_stitch: option 'previous': identifier {} {:?} has two customer ids, {:?} and {:?}",
                 self.types.name(type_id),
                 String::from_utf8_lossy(value),
-                self.customers.name(self.customer_of[i]),
-                self.customers.name(customer_id)
+                ids[0],
+                ids[1]
             );
         } else {
             self.first_seen[i] = self.first_seen[i].min(first_seen);
