@@ -82,8 +82,8 @@ impl Options {
         while let Some(arg) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
             match arg.as_str() {
-                "--journeys" => options.journeys = parse_size(value()?)?,
-                "--touches" => options.touches = parse_size(value()?)?,
+                "--journeys" => options.journeys = common::parse_size(value()?)?,
+                "--touches" => options.touches = common::parse_size(value()?)?,
                 "--orders" => options.orders = parse_list(value()?)?,
                 "--seeds" => options.seeds = parse_list(value()?)?,
                 "--runs" => options.repetitions.runs = value()?.parse()?,
@@ -116,21 +116,6 @@ where
 }
 
 /// `1m`, `50M`, `200k` or a plain number.
-fn parse_size(text: &str) -> BenchResult<usize> {
-    let text = text.trim().to_ascii_lowercase();
-    let (digits, unit) = match text.strip_suffix('m') {
-        Some(digits) => (digits, 1_000_000),
-        None => match text.strip_suffix('k') {
-            Some(digits) => (digits, 1_000),
-            None => (text.as_str(), 1),
-        },
-    };
-    Ok(digits
-        .parse::<usize>()
-        .map_err(|e| format!("bad size '{text}': {e}"))?
-        * unit)
-}
-
 fn run() -> BenchResult<()> {
     let args: Vec<String> = std::env::args()
         .skip(1)

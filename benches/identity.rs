@@ -93,7 +93,7 @@ impl Options {
                 "--sizes" => {
                     options.sizes = value()?
                         .split(',')
-                        .map(parse_size)
+                        .map(common::parse_size)
                         .collect::<BenchResult<_>>()?
                 }
                 "--runs" => options.ours.runs = value()?.parse()?,
@@ -132,21 +132,6 @@ impl Options {
 }
 
 /// `1m`, `16M`, `250k` or a plain number of edges.
-fn parse_size(text: &str) -> BenchResult<usize> {
-    let text = text.trim().to_ascii_lowercase();
-    let (digits, unit) = match text.strip_suffix('m') {
-        Some(digits) => (digits, 1_000_000),
-        None => match text.strip_suffix('k') {
-            Some(digits) => (digits, 1_000),
-            None => (text.as_str(), 1),
-        },
-    };
-    Ok(digits
-        .parse::<usize>()
-        .map_err(|e| format!("bad size '{text}': {e}"))?
-        * unit)
-}
-
 /// The cached edges file of `size` rows, generated if missing.
 fn edges_file(size: usize) -> BenchResult<PathBuf> {
     let path = measure::data_dir("identity")?.join(format!(
