@@ -131,7 +131,6 @@ impl Options {
     }
 }
 
-/// `1m`, `16M`, `250k` or a plain number of edges.
 /// The cached edges file of `size` rows, generated if missing.
 fn edges_file(size: usize) -> BenchResult<PathBuf> {
     let path = measure::data_dir("identity")?.join(format!(

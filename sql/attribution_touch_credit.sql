@@ -37,8 +37,10 @@
 WITH touches AS (
   SELECT * FROM journeys WHERE touch_id IS NOT NULL
 ),
+-- The rule weights are computed next to every column of the touch (one pass, no join back to the touches).
 rule_weights AS (
-  SELECT conversion_id, touch_id,
+  SELECT conversion_id, conversion_ts, conversion_channel, customer_id, touch_id, touch_ts, channel, channel_group,
+         revenue,
          attribution_weight('first_touch', touch_ts, conversion_ts) OVER path AS first_touch,
          attribution_weight('last_touch', touch_ts, conversion_ts) OVER path AS last_touch,
          attribution_weight('last_non_direct', touch_ts, conversion_ts, channel) OVER path AS last_non_direct,
@@ -75,13 +77,9 @@ data_driven AS (
   FROM channel_weights
 ),
 wide AS (
-  SELECT t.conversion_id, t.conversion_ts, t.conversion_channel, t.customer_id, t.touch_id, t.touch_ts,
-         t.channel, t.channel_group, t.revenue,
-         r.first_touch, r.last_touch, r.last_non_direct, r.linear, r.position_based, r.j_shaped, r.inverse_j,
-         r.time_decay, r.participation, d.markov, d.shapley
-  FROM touches t
-  JOIN rule_weights r ON r.conversion_id = t.conversion_id AND r.touch_id = t.touch_id
-  JOIN data_driven d ON d.conversion_id = t.conversion_id AND d.channel = t.channel
+  SELECT r.*, d.markov, d.shapley
+  FROM rule_weights r
+  JOIN data_driven d ON d.conversion_id = r.conversion_id AND d.channel = r.channel
 ),
 models(model) AS (
   VALUES ('first_touch'), ('last_touch'), ('last_non_direct'), ('linear'), ('position_based'), ('j_shaped'),

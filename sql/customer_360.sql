@@ -64,8 +64,10 @@ WITH ids AS (
          count(*) FILTER (WHERE id_type = 'device_id') AS device_ids,
          count(*) FILTER (WHERE id_type = 'app_account_id') AS app_account_ids,
          count(*) FILTER (WHERE id_type = 'loyalty_card') AS loyalty_cards,
-         array_sort(array_agg(id_value) FILTER (WHERE id_type = 'email')) AS email_list,
-         array_sort(array_agg(id_value) FILTER (WHERE id_type = 'phone')) AS phone_list,
+         -- Owned copies (Utf8, not views into the scan's pages): the aggregation's memory accounting
+         -- counts a view's whole page buffers for every group that keeps one of its strings.
+         array_sort(array_agg(arrow_cast(id_value, 'Utf8')) FILTER (WHERE id_type = 'email')) AS email_list,
+         array_sort(array_agg(arrow_cast(id_value, 'Utf8')) FILTER (WHERE id_type = 'phone')) AS phone_list,
          min(first_seen) AS first_seen,
          max(last_seen) AS last_seen
   FROM identity_map
@@ -139,8 +141,10 @@ rfm AS (
          least(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY last_order_ts)) AS INT)) AS r_score,
          least(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY orders)) AS INT)) AS f_score,
          least(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY total_revenue)) AS INT)) AS m_score
-  FROM base
-  WHERE orders > 0
+  -- The sorts of these windows hold every customer: copying the ids out of the join's shared string
+  -- buffers keeps their memory what the rows need (a view into the buffers counts them whole, per batch).
+  FROM (SELECT arrow_cast(customer_id, 'Utf8') AS customer_id, last_order_ts, orders, total_revenue
+        FROM base WHERE orders > 0)
 )
 SELECT b.customer_id, b.identifiers, b.anonymous_ids, b.user_ids, b.emails, b.phones, b.device_ids,
        b.app_account_ids, b.loyalty_cards, b.email_list, b.phone_list, b.first_seen, b.last_seen,

@@ -73,14 +73,18 @@ anchored AS (
            + CAST(v4 IS NOT NULL AS INT) AS identifiers
   FROM sightings
 )
-SELECT anchor_type AS a_type, anchor_value AS a_value, CAST(NULL AS VARCHAR) AS b_type,
-       CAST(NULL AS VARCHAR) AS b_value, ts, source
-FROM anchored WHERE identifiers = 1
-UNION ALL
-SELECT anchor_type, anchor_value, t2, v2, ts, source FROM anchored WHERE v1 IS NOT NULL AND v2 IS NOT NULL
-UNION ALL
-SELECT anchor_type, anchor_value, t3, v3, ts, source
-FROM anchored WHERE coalesce(v1, v2) IS NOT NULL AND v3 IS NOT NULL
-UNION ALL
-SELECT anchor_type, anchor_value, t4, v4, ts, source
-FROM anchored WHERE coalesce(v1, v2, v3) IS NOT NULL AND v4 IS NOT NULL
+-- One pass: each row's links come out of one UNNEST. (A UNION ALL of one branch per link slot read and
+-- normalised every source row once per branch: DataFusion inlines a CTE into each of its uses.)
+SELECT anchor_type AS a_type, anchor_value AS a_value, link['t'] AS b_type, link['v'] AS b_value, ts, source
+FROM (
+  SELECT anchor_type, anchor_value, identifiers, ts, source,
+         -- A slot links to the anchor only when an earlier slot holds the anchor; a lone identifier is a sighting.
+         unnest(CASE WHEN identifiers = 1
+                     THEN [named_struct('t', CAST(NULL AS VARCHAR), 'v', CAST(NULL AS VARCHAR))]
+                     ELSE [named_struct('t', t2, 'v', CASE WHEN v1 IS NOT NULL THEN v2 END),
+                           named_struct('t', t3, 'v', CASE WHEN coalesce(v1, v2) IS NOT NULL THEN v3 END),
+                           named_struct('t', t4, 'v', CASE WHEN coalesce(v1, v2, v3) IS NOT NULL THEN v4 END)]
+                END) AS link
+  FROM anchored
+)
+WHERE identifiers = 1 OR link['v'] IS NOT NULL

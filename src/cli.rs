@@ -218,6 +218,9 @@ pub struct IdentityQualityArgs {
     /// A previous identity map: also report the churn between the two
     #[arg(long)]
     pub previous: Option<String>,
+    /// The edges the map was built from (a_type, a_value, b_type, b_value): also report the evidence ceiling
+    #[arg(long)]
+    pub edges: Option<String>,
     /// Junk identifiers (id_type, id_value, kind) that name what glued over-merged clusters
     /// [default: truth_junk when it exists]
     #[arg(long)]
@@ -285,6 +288,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 truth: args.truth,
                 map: args.map,
                 previous: args.previous,
+                edges: args.edges,
                 junk: args.junk,
             };
             crate::quality::run(&storage, &declared, &opts, &options, args.json).await

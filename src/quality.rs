@@ -1,4 +1,5 @@
-//! `phygital identity-quality`: an identity map measured against ground truth — the `identity_quality` metrics,
+//! `phygital identity-quality`: an identity map measured against ground truth — the `identity_quality` metrics
+//! (with `--edges`, also the evidence ceiling: how much recall the stitcher lost vs how much the data never links),
 //! the over-merged clusters with the identifiers that glued them (named by kind when a junk table lists them)
 //! and, given a previous map, the churn between the two (`identity_churn`).
 
@@ -27,6 +28,8 @@ pub struct QualityOptions {
     pub map: String,
     /// An earlier identity map, for churn.
     pub previous: Option<String>,
+    /// The edges the map was built from `(a_type, a_value, b_type, b_value)`, for the evidence ceiling.
+    pub edges: Option<String>,
     /// Junk identifiers `(id_type, id_value, kind)`; `None` uses [`DEFAULT_JUNK_TABLE`] when it exists.
     pub junk: Option<String>,
 }
@@ -89,6 +92,7 @@ impl QualityReport {
             "map": self.options.map,
             "truth": self.options.truth,
             "previous": self.options.previous,
+            "edges": self.options.edges,
             "metrics": metrics,
             "over_merged": over_merged,
             "churn": churn,
@@ -103,7 +107,8 @@ impl fmt::Display for QualityReport {
             Some(v)
                 if name.ends_with("precision")
                     || name.ends_with("recall")
-                    || name.ends_with("f1") =>
+                    || name.ends_with("f1")
+                    || name.ends_with("_vs_ceiling") =>
             {
                 format!("{v:.4}")
             }
@@ -123,6 +128,25 @@ impl fmt::Display for QualityReport {
                 value(&format!("{prefix}_recall")),
                 value(&format!("{prefix}_f1"))
             )?;
+        }
+        // With the edges: the best map the evidence allows, and how much of its recall the map reaches.
+        if self.metric("ceiling_pairwise_recall").is_some()
+            || self.metric("ceiling_bcubed_recall").is_some()
+        {
+            writeln!(
+                f,
+                "  evidence ceiling (stitching only the edges whose two ends are one true person):"
+            )?;
+            for (label, prefix) in [("pairwise", "pairwise"), ("B-cubed ", "bcubed")] {
+                writeln!(
+                    f,
+                    "    {label}  precision {}  recall {}  F1 {}  (map recall / ceiling recall {})",
+                    value(&format!("ceiling_{prefix}_precision")),
+                    value(&format!("ceiling_{prefix}_recall")),
+                    value(&format!("ceiling_{prefix}_f1")),
+                    value(&format!("{prefix}_recall_vs_ceiling"))
+                )?;
+            }
         }
         writeln!(
             f,
@@ -270,8 +294,12 @@ async fn quality_metrics(
     ctx: &SessionContext,
     options: &QualityOptions,
 ) -> DFResult<Vec<(String, Option<f64>)>> {
+    let edges = match &options.edges {
+        Some(edges) => format!(", {}", literal(edges)),
+        None => String::new(),
+    };
     let sql = format!(
-        "SELECT metric, value FROM identity_quality({}, {})",
+        "SELECT metric, value FROM identity_quality({}, {}{edges})",
         literal(&options.map),
         literal(&options.truth)
     );

@@ -260,7 +260,7 @@ impl Graph {
 }
 
 /// NULL, empty and whitespace-only values identify nobody.
-fn is_blank(value: &[u8]) -> bool {
+pub(crate) fn is_blank(value: &[u8]) -> bool {
     value.iter().all(u8::is_ascii_whitespace)
 }
 

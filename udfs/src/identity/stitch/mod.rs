@@ -32,6 +32,9 @@ pub use output::{AUDIT_SCHEMA, CHANGES_SCHEMA, MAP_SCHEMA};
 pub use table_function::IdentityStitchFunc;
 // Shared with `identity_quality` and `identity_churn`, which read identifiers the same way.
 pub(crate) use interner::{IdentifierInterner, NameInterner, StringColumn};
+// Shared with `identity_quality`, which joins the edges the truth confirms into its evidence ceiling.
+pub(crate) use graph::is_blank;
+pub(crate) use union_find::UnionFind;
 // Shared with `identity_explain`, which searches the graph the guards leave.
 pub(crate) use graph::{Edge, EdgeColumns, Graph, NO_SOURCE, NO_TS};
 pub(crate) use input::{StitchInputs, StitchQueries, is_tagged, over_memory_limit, read_inputs};
