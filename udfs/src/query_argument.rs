@@ -16,8 +16,9 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Column, Result, internal_err, plan_err};
+use datafusion::common::{Column, DataFusionError, Result, internal_err, plan_err};
 use datafusion::execution::context::SessionState;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableType};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
@@ -28,6 +29,7 @@ use datafusion::physical_plan::{
     InputDistributionRequirements, Partitioning, PlanProperties, ReplaceChildrenOptions,
     execute_stream,
 };
+use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use crate::string_kernel::scalar_str;
@@ -362,6 +364,59 @@ pub trait QueryInputOperator: fmt::Debug + Send + Sync + 'static {
         projection: Option<Vec<usize>>,
         context: Arc<TaskContext>,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>>;
+}
+
+/// The state of an operator that answers only once it has read its whole input (a churn summary,
+/// a quality report): fed batch by batch, its memory reserved in the pool as it grows.
+pub(crate) trait WholeInputState: Send + 'static {
+    /// Feeds one input batch.
+    fn add_batch(&mut self, batch: &RecordBatch) -> Result<()>;
+    /// The bytes the state holds now.
+    fn allocated_bytes(&self) -> usize;
+    /// What the state holds, for the out-of-memory error (`12 identifiers`).
+    fn held(&self) -> String;
+    /// The one output batch, from everything fed.
+    fn finish(self, reservation: &MemoryReservation) -> Result<RecordBatch>;
+}
+
+/// Feeds all of `input` to `state` (reserved under `consumer` in the pool), then emits the batch
+/// it finishes with, projected to `projection`.
+pub(crate) fn emit_after_whole_input<S: WholeInputState>(
+    function: &'static str,
+    consumer: &str,
+    mut state: S,
+    mut input: SendableRecordBatchStream,
+    projection: Option<Vec<usize>>,
+    context: &TaskContext,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    let reservation = MemoryConsumer::new(consumer).register(context.memory_pool());
+    futures::stream::once(async move {
+        while let Some(batch) = input.next().await {
+            state.add_batch(&batch?)?;
+            reserve_for(function, &reservation, state.allocated_bytes(), &state)?;
+        }
+        let batch = state.finish(&reservation)?;
+        match projection {
+            Some(indices) => Ok(batch.project(&indices)?),
+            None => Ok(batch),
+        }
+    })
+    .boxed()
+}
+
+/// Resizes `reservation` to `bytes` for `state`; the error says what does not fit.
+pub(crate) fn reserve_for<S: WholeInputState>(
+    function: &'static str,
+    reservation: &MemoryReservation,
+    bytes: usize,
+    state: &S,
+) -> Result<()> {
+    reservation.try_resize(bytes).map_err(|e: DataFusionError| {
+        e.context(format!(
+            "{function}: {} do not fit in the memory pool; raise the memory limit",
+            state.held()
+        ))
+    })
 }
 
 /// The table a query-argument function returns: its input is planned when it is scanned.

@@ -12,19 +12,19 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{DataFusionError, Result, exec_err};
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::common::{Result, exec_err};
+use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Documentation, LogicalPlan, LogicalPlanBuilder, cast, lit};
 use datafusion_macros::user_doc;
-use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::stitch::{IdentifierInterner, NameInterner, StringColumn};
 use crate::DocumentedTableFunction;
 use crate::query_argument::{
     ArgumentColumns, QueryArgumentTable, QueryInputOperator, TaggedUnion, UnionPart,
-    check_union_columns, is_string, is_string_or_integer,
+    WholeInputState, check_union_columns, emit_after_whole_input, is_string, is_string_or_integer,
+    reserve_for,
 };
 
 const NAME: &str = "identity_churn";
@@ -186,35 +186,37 @@ impl QueryInputOperator for IdentityChurn {
 
     fn execute(
         self: Arc<Self>,
-        mut input: SendableRecordBatchStream,
+        input: SendableRecordBatchStream,
         projection: Option<Vec<usize>>,
         context: Arc<TaskContext>,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-        let reservation = MemoryConsumer::new("IdentityChurnExec").register(context.memory_pool());
-        let summarised = async move {
-            let mut maps = ChurnInput::default();
-            while let Some(batch) = input.next().await {
-                maps.add_batch(&batch?)?;
-                reserve(&reservation, maps.allocated_bytes(), &maps)?;
-            }
-            let summary = maps.summarise(&reservation)?;
-            let batch = summary.to_batch()?;
-            match projection {
-                Some(indices) => Ok(batch.project(&indices)?),
-                None => Ok(batch),
-            }
-        };
-        Ok(futures::stream::once(summarised).boxed())
+        Ok(emit_after_whole_input(
+            NAME,
+            "IdentityChurnExec",
+            ChurnInput::default(),
+            input,
+            projection,
+            &context,
+        ))
     }
 }
 
-fn reserve(reservation: &MemoryReservation, bytes: usize, maps: &ChurnInput) -> Result<()> {
-    reservation.try_resize(bytes).map_err(|e: DataFusionError| {
-        e.context(format!(
-            "{NAME}: {} identifiers do not fit in the memory pool; raise the memory limit",
-            maps.identifiers.len()
-        ))
-    })
+impl WholeInputState for ChurnInput {
+    fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        ChurnInput::add_batch(self, batch)
+    }
+
+    fn allocated_bytes(&self) -> usize {
+        ChurnInput::allocated_bytes(self)
+    }
+
+    fn held(&self) -> String {
+        format!("{} identifiers", self.identifiers.len())
+    }
+
+    fn finish(self, reservation: &MemoryReservation) -> Result<RecordBatch> {
+        self.summarise(reservation)?.to_batch()
+    }
 }
 
 /// No customer on this side.
@@ -302,7 +304,8 @@ impl ChurnInput {
             .map(|(p, c)| (*p, *c))
             .collect();
         let link_bytes = links.capacity() * size_of::<(u32, u32)>();
-        reserve(
+        reserve_for(
+            NAME,
             reservation,
             self.allocated_bytes()
                 + link_bytes
@@ -391,6 +394,8 @@ impl ChurnSummary {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::execution::memory_pool::MemoryConsumer;
+
     use super::*;
     use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
 

@@ -17,14 +17,13 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::array::{AsArray, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt8Type};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{DataFusionError, Result, ScalarValue, exec_err, internal_err, plan_err};
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::common::{Result, ScalarValue, exec_err, internal_err, plan_err};
+use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{
     Documentation, Expr, LogicalPlan, LogicalPlanBuilder, cast as cast_expr, lit,
 };
 use datafusion_macros::user_doc;
-use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::quality_metrics::{Assignment, ClusterQuality, cluster_quality, size_bucket_label};
@@ -32,7 +31,8 @@ use super::stitch::{IdentifierInterner, NameInterner, StringColumn, UnionFind, i
 use crate::DocumentedTableFunction;
 use crate::query_argument::{
     ArgumentColumns, QueryArgumentTable, QueryInputOperator, TaggedUnion, UnionPart,
-    check_union_columns, is_string, is_string_or_integer,
+    WholeInputState, check_union_columns, emit_after_whole_input, is_string, is_string_or_integer,
+    reserve_for,
 };
 
 const NAME: &str = "identity_quality";
@@ -282,36 +282,37 @@ impl QueryInputOperator for IdentityQuality {
 
     fn execute(
         self: Arc<Self>,
-        mut input: SendableRecordBatchStream,
+        input: SendableRecordBatchStream,
         projection: Option<Vec<usize>>,
         context: Arc<TaskContext>,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-        let reservation = MemoryConsumer::new(NAME).register(context.memory_pool());
-        let with_edges = self.with_edges;
-        let measured = async move {
-            let mut identifiers = QualityInput::new(with_edges);
-            while let Some(batch) = input.next().await {
-                identifiers.add_batch(&batch?)?;
-                reserve(&reservation, identifiers.allocated_bytes(), &identifiers)?;
-            }
-            let report = identifiers.measure(&reservation)?;
-            let batch = report.to_batch()?;
-            match projection {
-                Some(indices) => Ok(batch.project(&indices)?),
-                None => Ok(batch),
-            }
-        };
-        Ok(futures::stream::once(measured).boxed())
+        Ok(emit_after_whole_input(
+            NAME,
+            NAME,
+            QualityInput::new(self.with_edges),
+            input,
+            projection,
+            &context,
+        ))
     }
 }
 
-fn reserve(reservation: &MemoryReservation, bytes: usize, input: &QualityInput) -> Result<()> {
-    reservation.try_resize(bytes).map_err(|e: DataFusionError| {
-        e.context(format!(
-            "{NAME}: {} identifiers do not fit in the memory pool; raise the memory limit",
-            input.identifiers.len()
-        ))
-    })
+impl WholeInputState for QualityInput {
+    fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        QualityInput::add_batch(self, batch)
+    }
+
+    fn allocated_bytes(&self) -> usize {
+        QualityInput::allocated_bytes(self)
+    }
+
+    fn held(&self) -> String {
+        format!("{} identifiers", self.identifiers.len())
+    }
+
+    fn finish(self, reservation: &MemoryReservation) -> Result<RecordBatch> {
+        self.measure(reservation)?.to_batch()
+    }
 }
 
 /// No row for the identifier on this side.
@@ -511,7 +512,8 @@ impl QualityInput {
             .edges
             .as_ref()
             .map_or(0, |_| self.identifiers.len() * 2 * size_of::<u32>());
-        reserve(
+        reserve_for(
+            NAME,
             reservation,
             self.allocated_bytes() + evaluated * size_of::<Assignment>() + components,
             self,
@@ -688,6 +690,8 @@ impl QualityReport {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::execution::memory_pool::MemoryConsumer;
+
     use super::*;
 
     fn input(
