@@ -203,11 +203,31 @@ impl QueryInputOperator for IdentityChurn {
 
 impl WholeInputState for ChurnInput {
     fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        ChurnInput::add_batch(self, batch)
+        let id_type = StringColumn::try_new(batch.column(0), COLUMNS[0])?;
+        let id_value = StringColumn::try_new(batch.column(1), COLUMNS[1])?;
+        let customer = StringColumn::try_new(batch.column(2), COLUMNS[2])?;
+        let side = batch.column(3).as_primitive::<UInt8Type>();
+        for row in 0..batch.num_rows() {
+            let (Some(t), Some(v), Some(c)) =
+                (id_type.get(row), id_value.get(row), customer.get(row))
+            else {
+                continue;
+            };
+            let side = match side.value(row) {
+                0 => Side::Previous,
+                _ => Side::Current,
+            };
+            self.add(t, v, c, side)?;
+        }
+        Ok(())
     }
 
     fn allocated_bytes(&self) -> usize {
-        ChurnInput::allocated_bytes(self)
+        self.types.allocated_bytes()
+            + self.identifiers.allocated_bytes()
+            + self.customers[0].allocated_bytes()
+            + self.customers[1].allocated_bytes()
+            + (self.customer[0].capacity() + self.customer[1].capacity()) * size_of::<u32>()
     }
 
     fn held(&self) -> String {
@@ -234,26 +254,6 @@ struct ChurnInput {
 }
 
 impl ChurnInput {
-    fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        let id_type = StringColumn::try_new(batch.column(0), COLUMNS[0])?;
-        let id_value = StringColumn::try_new(batch.column(1), COLUMNS[1])?;
-        let customer = StringColumn::try_new(batch.column(2), COLUMNS[2])?;
-        let side = batch.column(3).as_primitive::<UInt8Type>();
-        for row in 0..batch.num_rows() {
-            let (Some(t), Some(v), Some(c)) =
-                (id_type.get(row), id_value.get(row), customer.get(row))
-            else {
-                continue;
-            };
-            let side = match side.value(row) {
-                0 => Side::Previous,
-                _ => Side::Current,
-            };
-            self.add(t, v, c, side)?;
-        }
-        Ok(())
-    }
-
     fn add(&mut self, id_type: &[u8], value: &[u8], customer: &[u8], side: Side) -> Result<()> {
         let (type_id, _) = self.types.intern(id_type)?;
         let (identifier, new) = self.identifiers.intern(type_id, value)?;
@@ -282,14 +282,6 @@ impl ChurnInput {
         }
         *slot = customer;
         Ok(())
-    }
-
-    fn allocated_bytes(&self) -> usize {
-        self.types.allocated_bytes()
-            + self.identifiers.allocated_bytes()
-            + self.customers[0].allocated_bytes()
-            + self.customers[1].allocated_bytes()
-            + (self.customer[0].capacity() + self.customer[1].capacity()) * size_of::<u32>()
     }
 
     fn summarise(&self, reservation: &MemoryReservation) -> Result<ChurnSummary> {

@@ -299,11 +299,36 @@ impl QueryInputOperator for IdentityQuality {
 
 impl WholeInputState for QualityInput {
     fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        QualityInput::add_batch(self, batch)
+        let id_type = StringColumn::try_new(batch.column(0), ID_TYPE)?;
+        let id_value = StringColumn::try_new(batch.column(1), ID_VALUE)?;
+        let cluster = StringColumn::try_new(batch.column(2), CLUSTER)?;
+        let Some(part) = batch.column(3).as_primitive_opt::<UInt8Type>() else {
+            return internal_err!("{NAME}: the part column is not UInt8");
+        };
+        let other_type = StringColumn::try_new(batch.column(4), OTHER_TYPE)?;
+        let other_value = StringColumn::try_new(batch.column(5), OTHER_VALUE)?;
+        for row in 0..batch.num_rows() {
+            match Part::from_tag_value(part.value(row))? {
+                Part::Clusters(side) => {
+                    self.add_row(side, id_type.get(row), id_value.get(row), cluster.get(row))?
+                }
+                Part::Edges => self.add_edge(
+                    (id_type.get(row), id_value.get(row)),
+                    (other_type.get(row), other_value.get(row)),
+                )?,
+            }
+        }
+        Ok(())
     }
 
     fn allocated_bytes(&self) -> usize {
-        QualityInput::allocated_bytes(self)
+        self.identifiers.allocated_bytes()
+            + (self.customer.capacity() + self.person.capacity()) * size_of::<u64>()
+            + self.name_bytes
+            + self
+                .edges
+                .as_ref()
+                .map_or(0, |edges| edges.capacity() * size_of::<(u32, u32)>())
     }
 
     fn held(&self) -> String {
@@ -345,29 +370,6 @@ impl QualityInput {
             edges: with_edges.then(Vec::new),
             ..Self::default()
         }
-    }
-
-    fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        let id_type = StringColumn::try_new(batch.column(0), ID_TYPE)?;
-        let id_value = StringColumn::try_new(batch.column(1), ID_VALUE)?;
-        let cluster = StringColumn::try_new(batch.column(2), CLUSTER)?;
-        let Some(part) = batch.column(3).as_primitive_opt::<UInt8Type>() else {
-            return internal_err!("{NAME}: the part column is not UInt8");
-        };
-        let other_type = StringColumn::try_new(batch.column(4), OTHER_TYPE)?;
-        let other_value = StringColumn::try_new(batch.column(5), OTHER_VALUE)?;
-        for row in 0..batch.num_rows() {
-            match Part::from_tag_value(part.value(row))? {
-                Part::Clusters(side) => {
-                    self.add_row(side, id_type.get(row), id_value.get(row), cluster.get(row))?
-                }
-                Part::Edges => self.add_edge(
-                    (id_type.get(row), id_value.get(row)),
-                    (other_type.get(row), other_value.get(row)),
-                )?,
-            }
-        }
-        Ok(())
     }
 
     /// The node of `(id_type, id_value)`, interned with no customer and no person when new.
@@ -472,16 +474,6 @@ impl QualityInput {
             (Side::Truth, Ok(id)) => format!("'{}'", self.persons.name(id)),
             (_, Err(_)) => "NULL".to_string(),
         }
-    }
-
-    fn allocated_bytes(&self) -> usize {
-        self.identifiers.allocated_bytes()
-            + (self.customer.capacity() + self.person.capacity()) * size_of::<u64>()
-            + self.name_bytes
-            + self
-                .edges
-                .as_ref()
-                .map_or(0, |edges| edges.capacity() * size_of::<(u32, u32)>())
     }
 
     /// `(node, customer, person)` of every identifier present in both the map and the truth.
