@@ -5,7 +5,12 @@
 //!   (1 − conversions): the input of `markov_attribution` and of the heuristics.
 //! * `touches`: one row per touch of a converting journey, `conversion_id, touch_id, touch_ts,
 //!   conversion_ts, channel`, written in `(conversion_id, touch_ts, touch_id)` order (the order
-//!   a journeys model materialises): the input of the rule models.
+//!   a journeys model materialises): the input of the rule models' window form.
+//! * `touch lists`: exactly the same touches, one row per conversion, `conversion_id, path`
+//!   (channels), `touch_ts` (lists in time order), `conversion_ts`: the input of the rule models'
+//!   list form (`attribution_weights`).
+//! * `aggregated paths`: the journeys aggregated by path as ChannelAttribution gets them (see
+//!   `aggregate_paths` in the benchmark), the like-for-like input of `markov_attribution`.
 //!
 //! Journeys start on a channel drawn by popularity, repeat their last channel 35 % of the time
 //! (so collapsing repeats matters) and end with probability 0.3 after each touch; a journey
@@ -113,7 +118,7 @@ fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
-fn writer(path: &Path, schema: &SchemaRef) -> BenchResult<ArrowWriter<File>> {
+pub fn writer(path: &Path, schema: &SchemaRef) -> BenchResult<ArrowWriter<File>> {
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(1 << 20))
@@ -125,19 +130,21 @@ fn writer(path: &Path, schema: &SchemaRef) -> BenchResult<ArrowWriter<File>> {
     )?)
 }
 
+/// The `path` and `touch_ts` list columns of the journeys and touch-list files.
+fn path_fields() -> [Field; 2] {
+    let list = |item: DataType| DataType::List(Arc::new(Field::new("item", item, true)));
+    [
+        Field::new("path", list(DataType::Utf8), false),
+        Field::new("touch_ts", list(timestamp_type()), false),
+    ]
+}
+
 pub fn journeys_schema() -> SchemaRef {
+    let [path, touch_ts] = path_fields();
     Arc::new(Schema::new(vec![
         Field::new("journey_id", DataType::Int64, false),
-        Field::new(
-            "path",
-            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-            false,
-        ),
-        Field::new(
-            "touch_ts",
-            DataType::List(Arc::new(Field::new("item", timestamp_type(), true))),
-            false,
-        ),
+        path,
+        touch_ts,
         Field::new("conversion_ts", timestamp_type(), false),
         Field::new("conversions", DataType::Float64, false),
         Field::new("revenue", DataType::Float64, false),
@@ -251,6 +258,68 @@ pub fn write_touches(path: &Path, count: usize) -> BenchResult<()> {
             Arc::new(touch_ts.finish()),
             Arc::new(conversion_ts.finish()),
             Arc::new(channels.finish()),
+        ];
+        writer.write(&RecordBatch::try_new(Arc::clone(&schema), columns)?)?;
+    }
+    writer.close()?;
+    std::fs::rename(&partial, path)?;
+    Ok(())
+}
+
+pub fn touch_lists_schema() -> SchemaRef {
+    let [path, touch_ts] = path_fields();
+    Arc::new(Schema::new(vec![
+        Field::new("conversion_id", DataType::Int64, false),
+        path,
+        touch_ts,
+        Field::new("conversion_ts", timestamp_type(), false),
+    ]))
+}
+
+/// Writes the touches of [`write_touches`] (same `count`, same cut of the last conversion) as one
+/// row per conversion with the channels and touch times as lists in `(touch_ts, touch_id)` order:
+/// the generator emits a journey's touches in time order and touch ids in emission order.
+pub fn write_touch_lists(path: &Path, count: usize) -> BenchResult<()> {
+    let schema = touch_lists_schema();
+    let partial = path.with_extension("parquet.partial");
+    let mut writer = writer(&partial, &schema)?;
+    let mut current = Journey {
+        channels: Vec::new(),
+        touch_micros: Vec::new(),
+        conversion_micros: 0,
+        converted: false,
+        revenue: 0.0,
+    };
+    let (mut written, mut conversion) = (0usize, 0u64);
+    while written < count {
+        let mut conversion_ids = Int64Builder::new();
+        let mut paths = ListBuilder::new(StringBuilder::new());
+        let mut times = ListBuilder::new(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+            .with_field(Arc::new(Field::new("item", timestamp_type(), true)));
+        let mut conversion_ts = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+        let mut rows = 0;
+        while rows < BATCH_ROWS && written < count {
+            journey(conversion, true, &mut current);
+            let touches = current.channels.len().min(count - written);
+            for &channel in &current.channels[..touches] {
+                paths.values().append_value(CHANNELS[channel as usize].0);
+            }
+            paths.append(true);
+            times
+                .values()
+                .append_slice(&current.touch_micros[..touches]);
+            times.append(true);
+            conversion_ids.append_value(conversion as i64);
+            conversion_ts.append_value(current.conversion_micros);
+            written += touches;
+            rows += 1;
+            conversion += 1;
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(conversion_ids.finish()),
+            Arc::new(paths.finish()),
+            Arc::new(times.finish()),
+            Arc::new(conversion_ts.finish()),
         ];
         writer.write(&RecordBatch::try_new(Arc::clone(&schema), columns)?)?;
     }

@@ -275,8 +275,15 @@ fn weights_of_paths(
         .with_field(Arc::new(Field::new_list_field(DataType::Float64, false)));
     let mut path = Vec::new();
     let mut weights = Vec::new();
+    // Most models need only the number of touches: the channel strings are read only for those
+    // that look at them.
+    let uses_channels = model.uses_channels();
     for row in 0..touch.len() {
-        if !paths.read(row, &mut path) || touch.is_null(row) || conversion.is_null(row) {
+        let Some(channel_range) = paths.channel_range(row) else {
+            builder.append_null();
+            continue;
+        };
+        if touch.is_null(row) || conversion.is_null(row) {
             builder.append_null();
             continue;
         }
@@ -286,12 +293,15 @@ fn weights_of_paths(
                 "{FUNCTION}: a touch time in a path is NULL; every touch needs a time"
             );
         }
-        if range.len() != path.len() {
+        if range.len() != channel_range.len() {
             return exec_err!(
                 "{FUNCTION}: a path has {} channels but {} touch times; build both lists from the same rows",
-                path.len(),
+                channel_range.len(),
                 range.len()
             );
+        }
+        if uses_channels {
+            paths.read(row, &mut path);
         }
         let journey = Journey {
             touch_micros: &touch_times.values()[range],

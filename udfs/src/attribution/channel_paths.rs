@@ -5,17 +5,19 @@
 //! names in any string encoding (`Utf8`, `LargeUtf8`, `Utf8View`, dictionaries of them, as
 //! `array_agg` over Parquet or Hive-partitioned columns produces). [`DecodedPaths`] brings that
 //! to one of two offset widths over one of three string arrays, once per batch, so the per-row
-//! code reads plain `&str` slices without further dispatch on types.
+//! code reads plain `&str` slices without further dispatch on types. Dictionary-encoded channels
+//! stay encoded (keys into the dictionary's strings), so that a reader that maps every distinct
+//! channel to an id does it once per dictionary value, not once per touch.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, LargeStringArray, StringArray, StringViewArray,
+    Array, ArrayRef, AsArray, LargeStringArray, StringArray, StringViewArray, UInt32Array,
 };
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::{DataType, Field, UInt32Type};
 use datafusion::common::{Result, exec_err, plan_err};
 
 /// Whether `data_type` can hold channel names: a string type, a dictionary of strings, or
@@ -62,7 +64,10 @@ pub(crate) fn check_path_type(function: &str, argument: &str, data_type: &DataTy
 #[derive(Debug)]
 pub(crate) struct DecodedPaths {
     list: ArrayRef,
+    /// The list values' strings, or their dictionary's strings when `keys` is set.
     channels: ArrayRef,
+    /// The keys of dictionary-encoded list values, as `UInt32` (NULL for a NULL channel).
+    keys: Option<UInt32Array>,
 }
 
 impl DecodedPaths {
@@ -86,8 +91,28 @@ impl DecodedPaths {
             DataType::LargeList(_) => list.as_list::<i64>().values(),
             _ => list.as_list::<i32>().values(),
         };
-        let channels = decode_strings(function, values)?;
-        Ok(Self { list, channels })
+        let (channels, keys) = match values.data_type() {
+            DataType::Dictionary(_, value)
+                if matches!(
+                    value.as_ref(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ) =>
+            {
+                let dictionary = values.as_any_dictionary();
+                // Valid dictionary keys are non-negative and index the values: the cast is exact.
+                let keys = cast(dictionary.keys(), &DataType::UInt32)?;
+                (
+                    Arc::clone(dictionary.values()),
+                    Some(keys.as_primitive::<UInt32Type>().clone()),
+                )
+            }
+            _ => (decode_strings(function, values)?, None),
+        };
+        Ok(Self {
+            list,
+            channels,
+            keys,
+        })
     }
 
     /// Row access to the decoded paths.
@@ -106,6 +131,7 @@ impl DecodedPaths {
             offsets,
             nulls,
             channels: ChannelStrings::new(&self.channels),
+            keys: self.keys.as_ref(),
         }
     }
 }
@@ -190,6 +216,7 @@ pub(crate) struct PathColumn<'a> {
     offsets: PathOffsets<'a>,
     nulls: Option<&'a NullBuffer>,
     channels: ChannelStrings<'a>,
+    keys: Option<&'a UInt32Array>,
 }
 
 impl<'a> PathColumn<'a> {
@@ -231,7 +258,24 @@ impl<'a> PathColumn<'a> {
 
     /// The channel at `index` of the list values (`None` for NULL).
     pub(crate) fn channel(&self, index: usize) -> Option<&'a str> {
-        self.channels.get(index)
+        match self.keys {
+            None => self.channels.get(index),
+            Some(keys) => keys
+                .is_valid(index)
+                .then(|| self.channels.get(keys.value(index) as usize))
+                .flatten(),
+        }
+    }
+
+    /// The channels as keys into distinct strings (see [`Self::distinct_channel`]) when the
+    /// list values are dictionary-encoded: index `i` is list value `i`, NULL for a NULL channel.
+    pub(crate) fn channel_keys(&self) -> Option<&'a UInt32Array> {
+        self.keys
+    }
+
+    /// The distinct channel string `key` of [`Self::channel_keys`] (`None` for NULL).
+    pub(crate) fn distinct_channel(&self, key: u32) -> Option<&'a str> {
+        self.channels.get(key as usize)
     }
 
     /// Offsets `start` and `end` as indices into the list values.

@@ -130,9 +130,9 @@ impl MarkovChain {
             return plan_err!("markov order must be between 1 and {MAX_ORDER}, got {order}");
         }
         const FROM_START: u32 = u32::MAX;
-        let mut ids: HashMap<StateKey, u32> = HashMap::new();
+        let mut ids = StateIds::new(paths.channels.len(), order);
         let mut keys: Vec<StateKey> = Vec::new();
-        let mut weights: HashMap<(u32, u32), f64> = HashMap::new();
+        let mut weights: HashMap<u64, f64> = HashMap::new();
         let mut ends: Vec<[f64; 3]> = Vec::new(); // conversions, nulls, revenue ending in a state
         let mut states: Vec<u32> = Vec::new();
         let (mut total_conversions, mut total_revenue) = (0.0, 0.0);
@@ -144,9 +144,8 @@ impl MarkovChain {
             }
             states.clear();
             for window in state_windows(&path.channels, order) {
-                let key = StateKey::new(window);
-                let id = *ids.entry(key).or_insert_with(|| {
-                    keys.push(key);
+                let id = ids.get_or_insert(window, || {
+                    keys.push(StateKey::new(window));
                     ends.push([0.0; 3]);
                     (keys.len() - 1) as u32
                 });
@@ -156,7 +155,7 @@ impl MarkovChain {
             }
             let mut from = FROM_START;
             for &to in &states {
-                *weights.entry((from, to)).or_default() += weight;
+                *weights.entry(edge_key(from, to)).or_default() += weight;
                 from = to;
             }
             if let Some(end) = ends.get_mut(from as usize) {
@@ -185,7 +184,8 @@ impl MarkovChain {
         }
         let mut edges: Vec<(u32, u32, f64)> = weights
             .into_iter()
-            .map(|((from, to), weight)| {
+            .map(|(key, weight)| {
+                let (from, to) = ((key >> 32) as u32, key as u32);
                 let from = if from == FROM_START {
                     0
                 } else {
@@ -402,6 +402,74 @@ fn removal_effect(without: f64, with: f64) -> f64 {
     }
 }
 
+/// A transition `from → to` as one integer key (cheaper to hash than a pair).
+fn edge_key(from: u32, to: u32) -> u64 {
+    (u64::from(from) << 32) | u64::from(to)
+}
+
+/// The most slots [`StateIds`] gives a dense table (4 MiB of ids).
+const MAX_DENSE_STATES: usize = 1 << 20;
+
+/// State ids by channel window, while the chain is built: a dense table indexed by the window
+/// (as a number in base `channels`, after the windows of every shorter length) when all
+/// possible windows fit in [`MAX_DENSE_STATES`] slots, as with tens of channels up to order 4;
+/// a hash map otherwise.
+enum StateIds {
+    Dense {
+        channels: usize,
+        /// `offsets[l]`: the first slot of the windows of length `l + 1`.
+        offsets: [usize; MAX_ORDER],
+        ids: Vec<u32>,
+    },
+    Hashed(HashMap<StateKey, u32>),
+}
+
+impl StateIds {
+    const UNSET: u32 = u32::MAX;
+
+    fn new(channels: usize, order: usize) -> Self {
+        let mut offsets = [0usize; MAX_ORDER];
+        let mut slots = 0usize;
+        let mut windows = 1usize;
+        for offset in offsets.iter_mut().take(order) {
+            *offset = slots;
+            windows = windows.saturating_mul(channels);
+            slots = slots.saturating_add(windows);
+        }
+        if slots <= MAX_DENSE_STATES {
+            Self::Dense {
+                channels,
+                offsets,
+                ids: vec![Self::UNSET; slots],
+            }
+        } else {
+            Self::Hashed(HashMap::new())
+        }
+    }
+
+    /// The id of `window`, numbered by `insert` when it is new.
+    fn get_or_insert(&mut self, window: &[u32], insert: impl FnOnce() -> u32) -> u32 {
+        match self {
+            Self::Dense {
+                channels,
+                offsets,
+                ids,
+            } => {
+                // Windows are 1 to `order` channels long, each id below `channels`.
+                let slot = offsets[window.len() - 1]
+                    + window
+                        .iter()
+                        .fold(0usize, |slot, &c| slot * *channels + c as usize);
+                if ids[slot] == Self::UNSET {
+                    ids[slot] = insert();
+                }
+                ids[slot]
+            }
+            Self::Hashed(ids) => *ids.entry(StateKey::new(window)).or_insert_with(insert),
+        }
+    }
+}
+
 /// The channel windows of a path at `order`, before collapsing repeats (see the module docs).
 fn state_windows(path: &[u32], order: usize) -> impl Iterator<Item = &[u32]> {
     let size = order.min(path.len()).max(1);
@@ -606,6 +674,30 @@ mod tests {
                     );
                 }
             }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn hashed_state_ids_agree_with_a_dense_solve() -> Result<()> {
+        // 40 channels at order 4 have more possible windows than the dense table takes.
+        let names: Vec<&'static str> = (0..40)
+            .map(|i| &*Box::leak(format!("c{i:02}").into_boxed_str()))
+            .collect();
+        assert!(matches!(
+            StateIds::new(names.len(), MAX_ORDER),
+            StateIds::Hashed(_)
+        ));
+        assert!(matches!(
+            StateIds::new(5, MAX_ORDER),
+            StateIds::Dense { .. }
+        ));
+        let input = random_paths(7, &names, 60);
+        let chain = MarkovChain::build(&input, MAX_ORDER)?;
+        let effects = chain.removal_effects()?.unwrap();
+        for (c, (conversion, value)) in dense_removal_effects(&chain).into_iter().enumerate() {
+            assert!((effects.conversion[c] - conversion).abs() < 1e-9, "{c}");
+            assert!((effects.value[c] - value).abs() < 1e-9, "{c}");
         }
         Ok(())
     }

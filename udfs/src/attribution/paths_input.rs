@@ -6,14 +6,18 @@
 //! The paths query has the columns `path` (a list of channel names in time order), `conversions`,
 //! `revenue` and `nulls` (non-converting occurrences of the path). The reader accepts `List` and
 //! `LargeList` of `Utf8`, `LargeUtf8`, `Utf8View` or dictionary-encoded strings, and any numeric
-//! type for the counts. It reads the rows through [`DecodedPaths`], interns channel names once (no
-//! allocation per row) and aggregates the rows by path, so the models work on distinct paths.
+//! type for the counts. It reads the rows through [`DecodedPaths`], interns channel names to small
+//! integer ids (once per distinct dictionary value when the channels are dictionary-encoded; by a
+//! packed integer key, without string compares, for short names) and aggregates the rows by path
+//! as id sequences, packed into one integer each when they fit, so the models work on distinct
+//! paths and the aggregation neither allocates nor compares slices per row.
 //!
 //! Nothing is dropped silently: a NULL path, a NULL channel, a NULL, negative or non-finite
 //! number, or revenue on a path without conversions is an execution error naming the column and
 //! the path. Rows with an empty path are kept as the `(unattributed)` totals.
 
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringBuilder};
@@ -25,7 +29,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast as ca
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use super::channel_paths::{DecodedPaths, is_channel_type};
+use super::channel_paths::{DecodedPaths, PathColumn, is_channel_type};
 use crate::query_argument::{QueryArgument, QueryArgumentTable, QueryInputOperator};
 
 /// The row of conversions whose path has no channel.
@@ -236,17 +240,87 @@ impl AggregatedPaths {
 /// Channel names interned to dense ids in order of first appearance.
 #[derive(Debug, Default)]
 struct ChannelDictionary {
+    /// Names of at most [`SHORT_NAME_BYTES`] bytes by their [`ShortName`]: a lookup hashes one
+    /// integer and compares no string.
+    short_ids: HashMap<ShortName, u32, BuildHasherDefault<PackedKeyHasher>>,
+    /// Longer names.
     ids: HashMap<Box<str>, u32>,
     names: Vec<String>,
     /// Estimated heap bytes, for the memory pool.
     bytes: usize,
 }
 
+/// The longest channel name a [`ShortName`] holds.
+const SHORT_NAME_BYTES: usize = 16;
+
+/// A channel name of at most [`SHORT_NAME_BYTES`] bytes as two integers and its length. Distinct
+/// names give distinct keys, and making one takes two (overlapping) unaligned loads of the name,
+/// no copy: the loads cover every byte of the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ShortName {
+    head: u64,
+    tail: u64,
+    len: u8,
+}
+
+impl std::hash::Hash for ShortName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // One word: equal hashes of different names are told apart by `Eq`.
+        state.write_u64(self.head ^ self.tail.rotate_left(32) ^ u64::from(self.len) << 56);
+    }
+}
+
+/// `name` as a [`ShortName`], or `None` when it is longer than [`SHORT_NAME_BYTES`].
+fn short_name_key(name: &str) -> Option<ShortName> {
+    let bytes = name.as_bytes();
+    let len = bytes.len();
+    let word = |range: std::ops::Range<usize>| -> Option<u64> {
+        Some(match range.len() {
+            8 => u64::from_le_bytes(bytes.get(range)?.try_into().ok()?),
+            _ => u64::from(u32::from_le_bytes(bytes.get(range)?.try_into().ok()?)),
+        })
+    };
+    let (head, tail) = match len {
+        0 => (0, 0),
+        1..=3 => (
+            u64::from(bytes[0]) | u64::from(bytes[len / 2]) << 8 | u64::from(bytes[len - 1]) << 16,
+            0,
+        ),
+        4..=7 => (word(0..4)?, word(len - 4..len)?),
+        8..=SHORT_NAME_BYTES => (word(0..8)?, word(len - 8..len)?),
+        _ => return None,
+    };
+    Some(ShortName {
+        head,
+        tail,
+        len: len as u8,
+    })
+}
+
 impl ChannelDictionary {
     fn intern(&mut self, function: &str, name: &str) -> Result<u32> {
-        if let Some(&id) = self.ids.get(name) {
-            return Ok(id);
+        match short_name_key(name) {
+            Some(key) => {
+                if let Some(&id) = self.short_ids.get(&key) {
+                    return Ok(id);
+                }
+                let id = self.insert(function, name)?;
+                self.short_ids.insert(key, id);
+                Ok(id)
+            }
+            None => {
+                if let Some(&id) = self.ids.get(name) {
+                    return Ok(id);
+                }
+                let id = self.insert(function, name)?;
+                self.ids.insert(name.into(), id);
+                Ok(id)
+            }
         }
+    }
+
+    /// Numbers a name seen for the first time.
+    fn insert(&mut self, function: &str, name: &str) -> Result<u32> {
         if RESERVED_NAMES.contains(&name) {
             return exec_err!(
                 "{function}: '{name}' cannot be a channel name: the model uses it for its own rows"
@@ -258,10 +332,94 @@ impl ChannelDictionary {
         else {
             return exec_err!("{function}: more than {NULL_CHANNEL} distinct channels");
         };
-        self.ids.insert(name.into(), id);
         self.names.push(name.to_string());
         self.bytes += BYTES_PER_CHANNEL + 2 * name.len();
         Ok(id)
+    }
+}
+
+/// A hash map keyed by [`PackedPath`]s, with the multiply-fold hash of [`PackedKeyHasher`]: the
+/// keys are channel ids, not attacker-chosen strings, and hashing them is a large part of the
+/// cost of aggregating paths.
+type PackedMap<V> = HashMap<u128, V, BuildHasherDefault<PackedKeyHasher>>;
+
+/// The hasher of [`PackedMap`] and of [`ShortName`]s: one folded 64 × 64 → 128-bit multiply per
+/// word of the key.
+#[derive(Debug, Default, Clone, Copy)]
+struct PackedKeyHasher(u64);
+
+impl PackedKeyHasher {
+    const SEED: u64 = 0x243f_6a88_85a3_08d3;
+    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn fold(a: u64, b: u64) -> u64 {
+        let product = u128::from(a) * u128::from(b);
+        (product as u64) ^ ((product >> 64) as u64)
+    }
+}
+
+impl Hasher for PackedKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only integer keys use this hasher; bytes are folded in 8 at a time for completeness.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, value: u8) {
+        self.write_u64(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = Self::fold(self.0 ^ value ^ Self::SEED, Self::MULTIPLIER);
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        let high = Self::fold((value >> 64) as u64 ^ Self::SEED, Self::MULTIPLIER);
+        self.0 = Self::fold(self.0 ^ high ^ value as u64, Self::MULTIPLIER);
+    }
+}
+
+/// A path of at most [`PackedPath::CAPACITY`] channels with ids below 255, packed into an
+/// integer: channel `i` is the byte `id + 1` at position `i` from the most significant end, the
+/// rest is zero. Distinct paths give distinct keys, and keys compare like the channel slices
+/// (a prefix sorts first), so the packed paths need no allocation per path, and hashing,
+/// comparing and sorting them touches one integer each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct PackedPath(u128);
+
+impl PackedPath {
+    const CAPACITY: usize = 16;
+
+    fn pack(path: &[u32]) -> Option<Self> {
+        if path.len() > Self::CAPACITY {
+            return None;
+        }
+        let mut key = 0u128;
+        for (position, &id) in path.iter().enumerate() {
+            if id >= 255 {
+                return None;
+            }
+            key |= u128::from(id + 1) << (8 * (Self::CAPACITY - 1 - position));
+        }
+        Some(Self(key))
+    }
+
+    /// The channel ids, into `out`.
+    fn unpack(self, out: &mut Vec<u32>) {
+        out.clear();
+        for byte in self.0.to_be_bytes() {
+            if byte == 0 {
+                break;
+            }
+            out.push(u32::from(byte) - 1);
+        }
     }
 }
 
@@ -269,21 +427,78 @@ impl ChannelDictionary {
 struct PathAggregator<'a> {
     function: &'a str,
     channels: ChannelDictionary,
-    paths: HashMap<Box<[u32]>, PathTotals>,
+    /// The paths [`PackedPath`] can hold (nearly all: short, over few channels).
+    packed: PackedMap<PathTotals>,
+    /// The other paths.
+    long: HashMap<Box<[u32]>, PathTotals>,
     unattributed: PathTotals,
     /// Estimated heap bytes of the channels and paths held, for the memory pool.
     bytes: usize,
+    /// Scratch: the channel id of each list value of the batch.
+    ids: Vec<u32>,
+    /// Scratch: the channel id of each distinct value of a dictionary (`UNSEEN` until used).
+    dictionary_ids: Vec<u32>,
 }
+
+/// Marks a dictionary value not yet mapped to a channel id.
+const UNSEEN: u32 = u32::MAX - 1;
 
 impl<'a> PathAggregator<'a> {
     fn new(function: &'a str) -> Self {
         Self {
             function,
             channels: ChannelDictionary::default(),
-            paths: HashMap::new(),
+            packed: PackedMap::default(),
+            long: HashMap::new(),
             unattributed: PathTotals::default(),
             bytes: 0,
+            ids: Vec::new(),
+            dictionary_ids: Vec::new(),
         }
+    }
+
+    /// Maps every list value the rows of `paths` use to its channel id (into `self.ids`),
+    /// interning each distinct dictionary value once when the channels are dictionary-encoded.
+    fn map_channels(&mut self, paths: &PathColumn<'_>) -> Result<()> {
+        let used = paths.channels_used();
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
+        ids.reserve(used.len());
+        match paths.channel_keys() {
+            Some(keys) => {
+                let mut dictionary_ids = std::mem::take(&mut self.dictionary_ids);
+                dictionary_ids.clear();
+                for index in used {
+                    if keys.is_null(index) {
+                        ids.push(NULL_CHANNEL);
+                        continue;
+                    }
+                    let key = keys.value(index);
+                    let slot = key as usize;
+                    if slot >= dictionary_ids.len() {
+                        dictionary_ids.resize(slot + 1, UNSEEN);
+                    }
+                    if dictionary_ids[slot] == UNSEEN {
+                        dictionary_ids[slot] = match paths.distinct_channel(key) {
+                            Some(name) => self.channels.intern(self.function, name)?,
+                            None => NULL_CHANNEL,
+                        };
+                    }
+                    ids.push(dictionary_ids[slot]);
+                }
+                self.dictionary_ids = dictionary_ids;
+            }
+            None => {
+                for index in used {
+                    ids.push(match paths.channel(index) {
+                        Some(name) => self.channels.intern(self.function, name)?,
+                        None => NULL_CHANNEL,
+                    });
+                }
+            }
+        }
+        self.ids = ids;
+        Ok(())
     }
 
     fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -298,15 +513,21 @@ impl<'a> PathAggregator<'a> {
         let numbers = [conversions, revenue, nulls];
         let decoded = DecodedPaths::try_new(self.function, path)?;
         let paths = decoded.column();
-        // Channel ids of the list values the rows use, interned once per batch.
-        let used = paths.channels_used();
-        let mut ids = Vec::with_capacity(used.len());
-        for index in used.clone() {
-            ids.push(match paths.channel(index) {
-                Some(name) => self.channels.intern(self.function, name)?,
-                None => NULL_CHANNEL,
-            });
-        }
+        self.map_channels(&paths)?;
+        let ids = std::mem::take(&mut self.ids);
+        let result = self.add_rows(&paths, &ids, numbers);
+        self.ids = ids;
+        result
+    }
+
+    /// Adds the rows of a batch whose list values have the channel `ids`.
+    fn add_rows(
+        &mut self,
+        paths: &PathColumn<'_>,
+        ids: &[u32],
+        numbers: [&Float64Array; 3],
+    ) -> Result<()> {
+        let first = paths.channels_used().start;
         for row in 0..paths.len() {
             let Some(range) = paths.channel_range(row) else {
                 return exec_err!(
@@ -314,7 +535,7 @@ impl<'a> PathAggregator<'a> {
                     self.function
                 );
             };
-            let path = &ids[range.start - used.start..range.end - used.start];
+            let path = &ids[range.start - first..range.end - first];
             if let Some(position) = path.iter().position(|&id| id == NULL_CHANNEL) {
                 return exec_err!(
                     "{}: column 'path' has a NULL channel at position {} in {}",
@@ -367,10 +588,20 @@ impl<'a> PathAggregator<'a> {
             self.unattributed.add(totals);
             return Ok(());
         }
-        match self.paths.get_mut(path) {
+        if let Some(PackedPath(key)) = PackedPath::pack(path) {
+            match self.packed.get_mut(&key) {
+                Some(existing) => existing.add(totals),
+                None => {
+                    self.packed.insert(key, totals);
+                    self.bytes += BYTES_PER_PACKED_PATH;
+                }
+            }
+            return Ok(());
+        }
+        match self.long.get_mut(path) {
             Some(existing) => existing.add(totals),
             None => {
-                self.paths.insert(path.into(), totals);
+                self.long.insert(path.into(), totals);
                 self.bytes += BYTES_PER_PATH + size_of_val(path);
             }
         }
@@ -406,20 +637,50 @@ impl<'a> PathAggregator<'a> {
             .iter()
             .map(|&old| std::mem::take(&mut names[old as usize]))
             .collect();
-        let mut paths: Vec<AggregatedPath> = self
-            .paths
+
+        let mut scratch = Vec::with_capacity(PackedPath::CAPACITY);
+        let mut long: Vec<(Box<[u32]>, PathTotals)> = self
+            .long
             .into_iter()
             .map(|(mut path, totals)| {
                 for id in path.iter_mut() {
                     *id = renumbered[*id as usize];
                 }
-                AggregatedPath {
-                    channels: path,
-                    totals,
-                }
+                (path, totals)
             })
             .collect();
-        paths.sort_by(|a, b| a.channels.cmp(&b.channels));
+        // Renumbered ids stay below 255 when there are at most 255 channels: the packed paths
+        // then sort as integers; otherwise they join the long ones.
+        let mut packed: Vec<(PackedPath, PathTotals)> = Vec::with_capacity(self.packed.len());
+        for (key, totals) in self.packed {
+            PackedPath(key).unpack(&mut scratch);
+            for id in scratch.iter_mut() {
+                *id = renumbered[*id as usize];
+            }
+            match PackedPath::pack(&scratch) {
+                Some(path) => packed.push((path, totals)),
+                None => long.push((scratch.as_slice().into(), totals)),
+            }
+        }
+        packed.sort_unstable_by_key(|&(path, _)| path);
+        long.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+
+        // Merge the two sorted lists.
+        let mut paths = Vec::with_capacity(packed.len() + long.len());
+        let mut long = long.into_iter().peekable();
+        for (path, totals) in packed {
+            path.unpack(&mut scratch);
+            while let Some((channels, totals)) =
+                long.next_if(|(channels, _)| channels.as_ref() < scratch.as_slice())
+            {
+                paths.push(AggregatedPath { channels, totals });
+            }
+            paths.push(AggregatedPath {
+                channels: scratch.as_slice().into(),
+                totals,
+            });
+        }
+        paths.extend(long.map(|(channels, totals)| AggregatedPath { channels, totals }));
         AggregatedPaths {
             channels,
             paths,
@@ -430,6 +691,9 @@ impl<'a> PathAggregator<'a> {
 
 /// Memory accounted per distinct path besides its channel ids: the map entry and the boxed slice.
 const BYTES_PER_PATH: usize = 64;
+/// Memory accounted per distinct packed path: the map entry (key, totals, control byte) and the
+/// boxed slice the output makes of it.
+const BYTES_PER_PACKED_PATH: usize = 96;
 /// Memory accounted per channel besides its name (stored twice): map entry and `String`s.
 const BYTES_PER_CHANNEL: usize = 80;
 
@@ -672,6 +936,139 @@ mod tests {
                 assert_eq!(paths, expected, "{data_type} large={large}");
             }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn dictionary_values_are_interned_once_and_unused_ones_ignored() -> Result<()> {
+        // Dictionary values: "unused" is referenced by no key; key 3 points at a NULL value.
+        let values: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(vec![
+            Some("b"),
+            Some("unused"),
+            Some("a"),
+            None,
+        ]));
+        let keys = datafusion::arrow::array::Int8Array::from(vec![0, 2, 2, 0, 2]);
+        let dictionary: ArrayRef = Arc::new(DictionaryArray::try_new(keys, values.clone())?);
+        let paths = aggregate(&batch_with_values(dictionary, false))?;
+        assert_eq!(paths.channels, vec!["a".to_string(), "b".to_string()]);
+
+        // A NULL key, and a key pointing at a NULL dictionary value.
+        let null_key = vec![Some(0), None, Some(2), Some(0), Some(2)];
+        let null_value = vec![Some(0), Some(3), Some(2), Some(0), Some(2)];
+        for keys in [null_key, null_value] {
+            let keys = datafusion::arrow::array::Int8Array::from(keys);
+            let dictionary: ArrayRef = Arc::new(DictionaryArray::try_new(keys, values.clone())?);
+            let err = aggregate(&batch_with_values(dictionary, false))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("NULL channel at position 2 in [b, NULL]"),
+                "{err}"
+            );
+        }
+        Ok(())
+    }
+
+    /// The aggregation by a plain map of channel-name paths, numbered and sorted afterwards.
+    fn reference_aggregation(rows: &[(Vec<String>, PathTotals)]) -> AggregatedPaths {
+        let mut by_path: std::collections::BTreeMap<&[String], PathTotals> = Default::default();
+        let mut unattributed = PathTotals::default();
+        for (path, row_totals) in rows {
+            if path.is_empty() {
+                unattributed.add(*row_totals);
+            } else {
+                by_path.entry(path.as_slice()).or_default().add(*row_totals);
+            }
+        }
+        let mut channels: Vec<String> = rows.iter().flat_map(|(p, _)| p.clone()).collect();
+        channels.sort();
+        channels.dedup();
+        let id = |name: &String| channels.binary_search(name).unwrap() as u32;
+        let mut paths: Vec<AggregatedPath> = by_path
+            .into_iter()
+            .map(|(path, totals)| AggregatedPath {
+                channels: path.iter().map(id).collect(),
+                totals,
+            })
+            .collect();
+        paths.sort_by(|a, b| a.channels.cmp(&b.channels));
+        AggregatedPaths {
+            channels: channels.clone(),
+            paths,
+            unattributed,
+        }
+    }
+
+    #[test]
+    fn packed_and_long_paths_aggregate_like_a_plain_map() -> Result<()> {
+        // Few channels and short paths (all packed), then up to 300 channels (ids past 255) and
+        // paths up to 20 long (past the packed capacity): both kinds, merged in order.
+        for (channel_count, max_len) in [(4u64, 5u64), (300, 20), (20, 40)] {
+            let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ channel_count;
+            let mut next = |bound: u64| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 33) % bound
+            };
+            let rows: Vec<(Vec<String>, PathTotals)> = (0..3000)
+                .map(|_| {
+                    let len = next(max_len + 1);
+                    let path = (0..len)
+                        .map(|_| format!("channel {}", next(channel_count)))
+                        .collect();
+                    let conversions = next(3) as f64;
+                    let revenue = if conversions > 0.0 {
+                        next(100) as f64 / 3.0
+                    } else {
+                        0.0
+                    };
+                    (path, totals(conversions, revenue, next(4) as f64))
+                })
+                .collect();
+            let mut aggregator = PathAggregator::new("f");
+            let mut ids = Vec::new();
+            for (names, row_totals) in &rows {
+                ids.clear();
+                for name in names {
+                    ids.push(aggregator.channels.intern("f", name)?);
+                }
+                aggregator.add_path(&ids, *row_totals)?;
+            }
+            assert_eq!(
+                aggregator.finish(),
+                reference_aggregation(&rows),
+                "{channel_count} channels"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn long_channel_names_are_interned_apart_from_short_ones() -> Result<()> {
+        let mut channels = ChannelDictionary::default();
+        let long = "a channel name longer than fifteen bytes";
+        let ids = [
+            channels.intern("f", "a")?,
+            channels.intern("f", long)?,
+            channels.intern("f", "a")?,
+            channels.intern("f", long)?,
+            channels.intern("f", "")?,
+            channels.intern("f", "sixteen bytes!!!")?,
+            channels.intern("f", "seventeen bytes!!")?,
+            channels.intern("f", "aaaaaaaaa")?,
+            channels.intern("f", "aaaaaaaaaa")?,
+            channels.intern("f", "aaaaa")?,
+            channels.intern("f", "aaaaaa")?,
+            channels.intern("f", "aa")?,
+            channels.intern("f", "aaa")?,
+            channels.intern("f", "aba")?,
+            channels.intern("f", "aaaaaaaaaa")?,
+            channels.intern("f", "seventeen bytes!!")?,
+        ];
+        assert_eq!(ids, [0, 1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 6, 4]);
+        assert_ne!(short_name_key("ab"), short_name_key("ab\0"));
         Ok(())
     }
 

@@ -178,12 +178,13 @@ impl QueryInputOperator for IdentityExplain {
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
         let reservation =
             MemoryConsumer::new("IdentityExplainExec").register(context.memory_pool());
+        let threads = context.session_config().target_partitions();
         let explained = async move {
             let StitchInputs {
                 graph,
                 blocks,
                 previous: _,
-            } = read_inputs(input, is_tagged(&self.options), NAME, &reservation).await?;
+            } = read_inputs(input, is_tagged(&self.options), NAME, threads, &reservation).await?;
             let graph_bytes = graph.allocated_bytes();
             let mut report = |extra: usize| {
                 reservation

@@ -87,8 +87,9 @@ impl QueryInputOperator for IdentityStitch {
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
         let reservation = MemoryConsumer::new(NAME).register(context.memory_pool());
         let batch_size = context.session_config().batch_size();
+        let threads = context.session_config().target_partitions();
         let stitched = async move {
-            let stitched = stitch(input, &self.options, &reservation).await?;
+            let stitched = stitch(input, &self.options, threads, &reservation).await?;
             Ok::<_, DataFusionError>((
                 OutputBatches::new(stitched, self.options.output, projection, batch_size),
                 reservation,
@@ -110,18 +111,19 @@ impl QueryInputOperator for IdentityStitch {
     }
 }
 
-/// Reads every input batch, then resolves the graph and names its customers, keeping
-/// `reservation` equal to the memory held.
+/// Reads every input batch (interning on up to `threads` threads), then resolves the graph and
+/// names its customers, keeping `reservation` equal to the memory held.
 async fn stitch(
     input: SendableRecordBatchStream,
     options: &StitchOptions,
+    threads: usize,
     reservation: &MemoryReservation,
 ) -> Result<Stitched> {
     let StitchInputs {
         graph,
         blocks,
         previous,
-    } = read_inputs(input, is_tagged(options), FUNCTION, reservation).await?;
+    } = read_inputs(input, is_tagged(options), FUNCTION, threads, reservation).await?;
     let input_bytes = graph.allocated_bytes() + previous.allocated_bytes();
     let mut report = |extra: usize| {
         reservation

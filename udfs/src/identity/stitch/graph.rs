@@ -3,9 +3,10 @@
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Schema};
-use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::common::{Result, exec_err, internal_err, plan_err};
 
-use super::interner::{IdentifierInterner, NameInterner, StringColumn, TimestampColumn};
+use super::interner::{NameInterner, StringColumn, TimestampColumn};
+use super::node_table::{InternedNodes, NodeTable, NodeTableBuilder};
 
 /// The columns the edges relation of `identity_stitch` must have (in any order).
 pub const EDGE_COLUMNS: [&str; 6] = ["a_type", "a_value", "b_type", "b_value", "ts", "source"];
@@ -104,7 +105,7 @@ pub(crate) struct DroppedEndpoints {
 pub(crate) struct Graph {
     pub types: NameInterner,
     pub sources: NameInterner,
-    pub nodes: IdentifierInterner,
+    pub nodes: NodeTable,
     /// Per node: earliest and latest timestamp of a row naming it ([`NO_TS`] / `i64::MIN` when
     /// no row had one).
     pub first_seen: Vec<i64>,
@@ -113,12 +114,57 @@ pub(crate) struct Graph {
     pub n_edges: Vec<u32>,
     pub edges: Vec<Edge>,
     pub dropped: DroppedEndpoints,
-    /// The type and source of the previous row, to skip hashing repeated names.
-    last_type: Option<u32>,
-    last_source: Option<u32>,
+    /// Threads the work on this graph may use (the session's `target_partitions`).
+    pub threads: usize,
 }
 
 impl Graph {
+    pub(crate) fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Heap bytes held, for memory accounting.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.nodes.allocated_bytes()
+            + (self.first_seen.capacity() + self.last_seen.capacity()) * size_of::<i64>()
+            + self.n_edges.capacity() * size_of::<u32>()
+            + self.edges.capacity() * size_of::<Edge>()
+    }
+}
+
+/// Reads the edges relation into a [`Graph`]: names are interned as rows arrive, identifiers by
+/// the [`NodeTableBuilder`] (in chunks, on several threads); [`finish`](Self::finish) numbers the
+/// nodes and fills in the edges' endpoints.
+#[derive(Debug)]
+pub(crate) struct GraphBuilder {
+    types: NameInterner,
+    sources: NameInterner,
+    nodes: NodeTableBuilder,
+    threads: usize,
+    /// The edges, their endpoints (`a`, `b`) not yet known: those are the builder's slots
+    /// `2 × index` and `2 × index + 1`.
+    edges: Vec<Edge>,
+    dropped: DroppedEndpoints,
+    /// The types of the previous row's `a` and `b` and its source, to skip hashing repeated names.
+    last_type: [Option<u32>; 2],
+    last_source: Option<u32>,
+}
+
+impl GraphBuilder {
+    /// Identifiers are interned on up to `threads` threads.
+    pub(crate) fn new(threads: usize) -> Self {
+        Self {
+            types: NameInterner::default(),
+            sources: NameInterner::default(),
+            nodes: NodeTableBuilder::new(threads),
+            threads,
+            edges: Vec::new(),
+            dropped: DroppedEndpoints::default(),
+            last_type: [None; 2],
+            last_source: None,
+        }
+    }
+
     /// Adds every row of `batch`.
     pub(crate) fn add_batch(&mut self, columns: &EdgeColumns, batch: &RecordBatch) -> Result<()> {
         let [a_type, a_value, b_type, b_value, ts, source] = columns.indices;
@@ -130,6 +176,7 @@ impl Graph {
         let ts = TimestampColumn::try_new(batch.column(ts))?;
         let source = StringColumn::try_new(batch.column(source), name(5))?;
         self.edges.reserve(batch.num_rows());
+        self.nodes.reserve_edges(batch.num_rows());
         for row in 0..batch.num_rows() {
             self.add_row(
                 (a_type.get(row), a_value.get(row)),
@@ -153,8 +200,8 @@ impl Graph {
             id_type.is_none_or(is_blank) && value.is_none_or(is_blank)
         };
         let empty_row = absent(a) && absent(b);
-        let a = self.endpoint(a.0, a.1)?;
-        let b = self.endpoint(b.0, b.1)?;
+        let a = self.endpoint(0, a.0, a.1)?;
+        let b = self.endpoint(1, b.0, b.1)?;
         let ts = ts.unwrap_or(NO_TS);
         match (a, b) {
             (Some(a), Some(b)) if a != b => {
@@ -162,14 +209,19 @@ impl Graph {
                     Some(source) => self.intern_source(source)?,
                     None => NO_SOURCE,
                 };
-                self.edges.push(Edge { ts, a, b, source });
-                for node in [a, b] {
-                    self.seen(node, ts);
-                    let count = &mut self.n_edges[node as usize];
-                    *count = count.saturating_add(1);
-                }
+                let slot = 2 * self.edges.len();
+                self.edges.push(Edge {
+                    ts,
+                    a: 0,
+                    b: 0,
+                    source,
+                });
+                self.nodes.push(a.0, a.1, ts, Some(slot))?;
+                self.nodes.push(b.0, b.1, ts, Some(slot + 1))?;
             }
-            (Some(node), _) | (None, Some(node)) => self.seen(node, ts),
+            (Some((id_type, value)), _) | (None, Some((id_type, value))) => {
+                self.nodes.push(id_type, value, ts, None)?
+            }
             (None, None) if empty_row => self.dropped.empty_rows += 1,
             // Both endpoints dropped: already counted per endpoint.
             (None, None) => {}
@@ -177,23 +229,20 @@ impl Graph {
         Ok(())
     }
 
-    /// The node of one endpoint; `None` when it is absent or dropped (counted).
-    fn endpoint(&mut self, id_type: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<u32>> {
+    /// The type id and value of one endpoint (`side` 0 for `a`, 1 for `b`); `None` when it is
+    /// absent or dropped (counted).
+    fn endpoint<'v>(
+        &mut self,
+        side: usize,
+        id_type: Option<&[u8]>,
+        value: Option<&'v [u8]>,
+    ) -> Result<Option<(u32, &'v [u8])>> {
         let id_type = id_type.filter(|t| !is_blank(t));
         let value = value.filter(|v| !is_blank(v));
         match (id_type, value) {
-            (Some(id_type), Some(value)) => {
-                let type_id = self.intern_type(id_type)?;
-                let (node, new) = self.nodes.intern(type_id, value)?;
-                if new {
-                    self.first_seen.push(NO_TS);
-                    self.last_seen.push(i64::MIN);
-                    self.n_edges.push(0);
-                }
-                Ok(Some(node))
-            }
+            (Some(id_type), Some(value)) => Ok(Some((self.intern_type(side, id_type)?, value))),
             (Some(id_type), None) => {
-                let type_id = self.intern_type(id_type)? as usize;
+                let type_id = self.intern_type(side, id_type)? as usize;
                 self.dropped.empty_value[type_id] += 1;
                 Ok(None)
             }
@@ -205,15 +254,15 @@ impl Graph {
         }
     }
 
-    fn intern_type(&mut self, id_type: &[u8]) -> Result<u32> {
-        // Types repeat row after row: compare with the previous one before hashing.
-        if let Some(last) = self.last_type
+    fn intern_type(&mut self, side: usize, id_type: &[u8]) -> Result<u32> {
+        // Types repeat row after row in each column: compare with the previous one before hashing.
+        if let Some(last) = self.last_type[side]
             && self.types.name(last).as_bytes() == id_type
         {
             return Ok(last);
         }
         let (type_id, new) = self.types.intern(id_type)?;
-        self.last_type = Some(type_id);
+        self.last_type[side] = Some(type_id);
         if new {
             if self.types.len() > MAX_ID_TYPES {
                 return exec_err!(
@@ -237,25 +286,59 @@ impl Graph {
         Ok(source_id)
     }
 
-    fn seen(&mut self, node: u32, ts: i64) {
-        if ts == NO_TS {
-            return;
-        }
-        let i = node as usize;
-        self.first_seen[i] = self.first_seen[i].min(ts);
-        self.last_seen[i] = self.last_seen[i].max(ts);
-    }
-
+    /// Distinct identifiers interned so far, for error messages.
     pub(crate) fn node_count(&self) -> usize {
         self.nodes.len()
     }
 
+    pub(crate) fn edge_count(&self) -> usize {
+        self.edges.len()
+    }
+
     /// Heap bytes held, for memory accounting.
     pub(crate) fn allocated_bytes(&self) -> usize {
-        self.nodes.allocated_bytes()
-            + (self.first_seen.capacity() + self.last_seen.capacity()) * size_of::<i64>()
-            + self.n_edges.capacity() * size_of::<u32>()
+        self.types.allocated_bytes()
+            + self.sources.allocated_bytes()
+            + self.nodes.allocated_bytes()
             + self.edges.capacity() * size_of::<Edge>()
+    }
+
+    /// Bytes [`finish`](Self::finish) allocates beyond what is held.
+    pub(crate) fn finish_extra_bytes(&self) -> usize {
+        self.nodes.finish_extra_bytes()
+    }
+
+    /// Numbers the nodes and fills in the edges' endpoints.
+    pub(crate) fn finish(self) -> Result<Graph> {
+        let InternedNodes {
+            table,
+            first_seen,
+            last_seen,
+            n_edges,
+            endpoints,
+        } = self.nodes.finish()?;
+        let mut edges = self.edges;
+        if endpoints.len() != 2 * edges.len() {
+            return internal_err!(
+                "identity_stitch: {} endpoint nodes for {} edges",
+                endpoints.len(),
+                edges.len()
+            );
+        }
+        for (edge, ends) in edges.iter_mut().zip(endpoints.chunks_exact(2)) {
+            (edge.a, edge.b) = (ends[0], ends[1]);
+        }
+        Ok(Graph {
+            types: self.types,
+            sources: self.sources,
+            nodes: table,
+            first_seen,
+            last_seen,
+            n_edges,
+            edges,
+            dropped: self.dropped,
+            threads: self.threads,
+        })
     }
 }
 
@@ -325,7 +408,7 @@ mod tests {
 
     #[test]
     fn rows_become_nodes_edges_and_drop_counts() -> Result<()> {
-        let mut graph = Graph::default();
+        let mut graph = GraphBuilder::new(1);
         let e = |s: &'static str| Some(s.as_bytes());
         graph.add_row(
             (e("email"), e("a@x")),
@@ -343,18 +426,25 @@ mod tests {
         graph.add_row((e("email"), e(" ")), (e("phone"), e("+1")), None, e("pos"))?;
         graph.add_row((None, e("v")), (None, None), None, None)?;
         graph.add_row((None, None), (None, None), None, None)?;
+        let graph = graph.finish()?;
         assert_eq!(graph.node_count(), 2);
+        let node = |id_type: &str, value: &str| {
+            let type_id = graph.types.get(id_type.as_bytes()).unwrap();
+            graph.nodes.get(type_id, value.as_bytes()).unwrap()
+        };
+        let (email, phone) = (node("email", "a@x"), node("phone", "+1"));
         assert_eq!(
             graph.edges,
             vec![Edge {
                 ts: 10,
-                a: 0,
-                b: 1,
+                a: email,
+                b: phone,
                 source: 0
             }]
         );
-        assert_eq!(graph.first_seen, vec![5, 10]);
-        assert_eq!(graph.last_seen, vec![50, 10]);
+        let (email, phone) = (email as usize, phone as usize);
+        assert_eq!((graph.first_seen[email], graph.first_seen[phone]), (5, 10));
+        assert_eq!((graph.last_seen[email], graph.last_seen[phone]), (50, 10));
         assert_eq!(graph.n_edges, vec![1, 1]);
         assert_eq!(graph.dropped.empty_value, vec![1, 0]);
         assert_eq!(graph.dropped.empty_type, 1);
@@ -364,7 +454,7 @@ mod tests {
 
     #[test]
     fn thousands_of_types_are_an_error() -> Result<()> {
-        let mut graph = Graph::default();
+        let mut graph = GraphBuilder::new(1);
         for i in 0..MAX_ID_TYPES {
             let id_type = format!("t{i}");
             graph.add_row(

@@ -22,7 +22,7 @@ use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast, lit};
 use futures::StreamExt;
 
-use super::graph::{EDGE_COLUMNS, EdgeColumns, Graph};
+use super::graph::{EDGE_COLUMNS, EdgeColumns, Graph, GraphBuilder};
 use super::incremental::PreviousMap;
 use super::interner::{StringColumn, TimestampColumn};
 use super::options::{BlockMatcher, BlockRule, StitchOptions};
@@ -312,12 +312,62 @@ impl StitchInputs {
     }
 }
 
+/// [`StitchInputs`] while the input is read.
+struct InputsBuilder {
+    graph: GraphBuilder,
+    blocks: QueryBlocks,
+    previous: PreviousMap,
+}
+
+impl InputsBuilder {
+    fn allocated_bytes(&self) -> usize {
+        self.graph.allocated_bytes()
+            + self.blocks.allocated_bytes()
+            + self.previous.allocated_bytes()
+    }
+
+    fn add_tagged_batch(
+        &mut self,
+        columns: &EdgeColumns,
+        schema: &Schema,
+        part_index: usize,
+        batch: &RecordBatch,
+    ) -> Result<()> {
+        let tags = batch.column(part_index).as_primitive::<UInt8Type>();
+        for part in [Part::Edges, Part::Block, Part::Previous] {
+            let mask: BooleanArray = tags
+                .iter()
+                .map(|tag| Some(tag == Some(part as u8)))
+                .collect();
+            let rows = mask.true_count();
+            if rows == 0 {
+                continue;
+            }
+            let filtered;
+            let rows_of_part = if rows == batch.num_rows() {
+                batch
+            } else {
+                filtered = filter_record_batch(batch, &mask)?;
+                &filtered
+            };
+            match part {
+                Part::Edges => self.graph.add_batch(columns, rows_of_part)?,
+                Part::Block => add_block_rows(&mut self.blocks, schema, rows_of_part)?,
+                Part::Previous => self.previous.add_batch(schema, rows_of_part)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Drains `input` (tagged when `tagged`) into the graph, the blocks and the previous map,
-/// keeping `reservation` equal to the memory held.
+/// keeping `reservation` equal to the memory held; identifiers are interned on up to `threads`
+/// threads.
 pub(crate) async fn read_inputs(
     mut input: SendableRecordBatchStream,
     tagged: bool,
     function: &str,
+    threads: usize,
     reservation: &MemoryReservation,
 ) -> Result<StitchInputs> {
     let schema = input.schema();
@@ -330,63 +380,62 @@ pub(crate) async fn read_inputs(
     } else {
         None
     };
-    let mut inputs = StitchInputs::default();
+    let mut inputs = InputsBuilder {
+        graph: GraphBuilder::new(threads),
+        blocks: QueryBlocks::default(),
+        previous: PreviousMap::default(),
+    };
+    let over_limit = |inputs: &InputsBuilder, e| {
+        graph_over_memory_limit(
+            function,
+            inputs.graph.node_count(),
+            inputs.graph.edge_count(),
+            e,
+        )
+    };
     while let Some(batch) = input.next().await {
         let batch = batch?;
         match part {
             None => inputs.graph.add_batch(&columns, &batch)?,
-            Some(part) => add_tagged_batch(&mut inputs, &columns, &schema, part, &batch)?,
+            Some(part) => inputs.add_tagged_batch(&columns, &schema, part, &batch)?,
         }
         reservation
             .try_resize(inputs.allocated_bytes())
-            .map_err(|e| over_memory_limit(function, &inputs.graph, e))?;
+            .map_err(|e| over_limit(&inputs, e))?;
     }
+    // Numbering the nodes copies each partition's values once: reserve the copy first.
+    reservation
+        .try_resize(inputs.allocated_bytes() + inputs.graph.finish_extra_bytes())
+        .map_err(|e| over_limit(&inputs, e))?;
+    let inputs = StitchInputs {
+        graph: inputs.graph.finish()?,
+        blocks: inputs.blocks,
+        previous: inputs.previous,
+    };
+    reservation
+        .try_resize(inputs.allocated_bytes())
+        .map_err(|e| over_memory_limit(function, &inputs.graph, e))?;
     Ok(inputs)
 }
 
+/// The error for a graph that does not fit in the memory pool.
 pub(crate) fn over_memory_limit(
     function: &str,
     graph: &Graph,
     error: DataFusionError,
 ) -> DataFusionError {
-    error.context(format!(
-        "{function}: the identity graph ({} identifiers, {} edges) does not fit in the memory pool; raise the memory limit",
-        graph.node_count(),
-        graph.edges.len()
-    ))
+    graph_over_memory_limit(function, graph.node_count(), graph.edges.len(), error)
 }
 
-fn add_tagged_batch(
-    inputs: &mut StitchInputs,
-    columns: &EdgeColumns,
-    schema: &Schema,
-    part_index: usize,
-    batch: &RecordBatch,
-) -> Result<()> {
-    let tags = batch.column(part_index).as_primitive::<UInt8Type>();
-    for part in [Part::Edges, Part::Block, Part::Previous] {
-        let mask: BooleanArray = tags
-            .iter()
-            .map(|tag| Some(tag == Some(part as u8)))
-            .collect();
-        let rows = mask.true_count();
-        if rows == 0 {
-            continue;
-        }
-        let filtered;
-        let rows_of_part = if rows == batch.num_rows() {
-            batch
-        } else {
-            filtered = filter_record_batch(batch, &mask)?;
-            &filtered
-        };
-        match part {
-            Part::Edges => inputs.graph.add_batch(columns, rows_of_part)?,
-            Part::Block => add_block_rows(&mut inputs.blocks, schema, rows_of_part)?,
-            Part::Previous => inputs.previous.add_batch(schema, rows_of_part)?,
-        }
-    }
-    Ok(())
+fn graph_over_memory_limit(
+    function: &str,
+    nodes: usize,
+    edges: usize,
+    error: DataFusionError,
+) -> DataFusionError {
+    error.context(format!(
+        "{function}: the identity graph ({nodes} identifiers, {edges} edges) does not fit in the memory pool; raise the memory limit"
+    ))
 }
 
 fn add_block_rows(blocks: &mut QueryBlocks, schema: &Schema, batch: &RecordBatch) -> Result<()> {

@@ -6,8 +6,10 @@
 //! the audit).
 //!
 //! Layout: `options` (the JSON options), `input` (the edges, block query and previous map
-//! planned as one input, and read back), `interner` (identifiers → dense ids over Arrow arrays),
-//! `graph` (the edges input read into flat vectors), `guards` (blocklists, degree quarantine,
+//! planned as one input, and read back), `interner` (string columns of any encoding, names → ids),
+//! `node_table` (the graph's identifiers → dense ids, by hash partition on several threads),
+//! `graph` (the edges input read into flat vectors), `parallel_sort` (the edge sorts on several
+//! threads), `guards` (blocklists, degree quarantine,
 //! per-type limits), `union_find`, `anchor` (stable customer ids), `resolve` (the pipeline),
 //! `incremental` (previous ids and the change log), `output` (map, audit and changes batches),
 //! `exec` (the operator, run by `QueryInputExec`) and `table_function` (the SQL surface).
@@ -19,8 +21,10 @@ mod guards;
 mod incremental;
 mod input;
 mod interner;
+mod node_table;
 mod options;
 mod output;
+mod parallel_sort;
 mod resolve;
 mod table_function;
 mod union_find;

@@ -53,6 +53,16 @@ pub static CHANGES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// Node values and hex ids as text: they are UTF-8 (read from Arrow string arrays, or hex), which
+/// is checked rather than assumed — much cheaper than a lossy conversion.
+fn utf8(bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        datafusion::common::DataFusionError::Internal(format!(
+            "identity_stitch: an identifier value is not UTF-8: {e}"
+        ))
+    })
+}
+
 pub(crate) fn output_schema(output: OutputSelector) -> SchemaRef {
     match output {
         OutputSelector::Map => Arc::clone(&MAP_SCHEMA),
@@ -150,7 +160,7 @@ impl OutputBatches {
         for node in start as u32..end as u32 {
             let i = node as usize;
             id_type.append_value(graph.types.name(graph.nodes.type_of(node)));
-            id_value.append_value(String::from_utf8_lossy(graph.nodes.value(node)));
+            id_value.append_value(utf8(graph.nodes.value(node))?);
             let kept = self
                 .ids
                 .as_ref()
@@ -164,7 +174,7 @@ impl OutputBatches {
                     hex::encode_to_slice(id, &mut hex_id).map_err(|e| {
                         datafusion::common::DataFusionError::Internal(e.to_string())
                     })?;
-                    customer_id.append_value(String::from_utf8_lossy(&hex_id));
+                    customer_id.append_value(utf8(&hex_id)?);
                 }
                 (None, None) => customer_id.append_null(),
             }

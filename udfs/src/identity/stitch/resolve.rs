@@ -19,6 +19,7 @@ use super::anchor::{AnchorCandidate, CUSTOMER_ID_BYTES, anchor_order, customer_i
 use super::graph::{Edge, Graph, NO_SOURCE, NO_TS};
 use super::guards::{AuditRow, Blocklist, DegreeLimits, ProfileLimits};
 use super::options::StitchOptions;
+use super::parallel_sort::sort_unstable_by_parallel;
 use super::union_find::UnionFind;
 
 /// The outcome for one identifier.
@@ -210,7 +211,10 @@ fn resolve_with(
             source_ranks[source as usize]
         }
     };
-    distinct.sort_unstable_by_key(|e| (e.a, e.b, e.ts, source_rank(e.source)));
+    let threads = graph.threads;
+    sort_unstable_by_parallel(&mut distinct, threads, &|x: &Edge, y: &Edge| {
+        (x.a, x.b, x.ts, source_rank(x.source)).cmp(&(y.a, y.b, y.ts, source_rank(y.source)))
+    });
     distinct.dedup_by_key(|e| (e.a, e.b));
 
     let degree = DegreeLimits::new(options, types);
@@ -268,7 +272,7 @@ fn resolve_with(
         };
         ordered.push((key, edge));
     }
-    ordered.sort_unstable_by(|(kx, x), (ky, y)| {
+    sort_unstable_by_parallel(&mut ordered, threads, &|(kx, x), (ky, y)| {
         kx.cmp(ky)
             .then_with(|| content_order(x.a, y.a))
             .then_with(|| content_order(x.b, y.b))
@@ -528,6 +532,7 @@ pub(crate) mod tests {
     use std::collections::{BTreeMap, BTreeSet, HashMap};
 
     use super::*;
+    use crate::identity::stitch::graph::GraphBuilder;
 
     /// SplitMix64: a small seeded generator, so failures reproduce.
     pub(crate) struct Rng(pub(crate) u64);
@@ -567,7 +572,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn graph_of(rows: &[Row]) -> Graph {
-        let mut graph = Graph::default();
+        let mut graph = GraphBuilder::new(2);
         let opt = |s: &String| (!s.is_empty()).then(|| s.as_bytes().to_vec());
         for (at, av, bt, bv, ts, source) in rows {
             let (at, av, bt, bv) = (opt(at), opt(av), opt(bt), opt(bv));
@@ -580,7 +585,7 @@ pub(crate) mod tests {
                 )
                 .unwrap();
         }
-        graph
+        graph.finish().unwrap()
     }
 
     pub(crate) fn no_guards() -> StitchOptions {
