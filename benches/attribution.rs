@@ -192,13 +192,8 @@ fn aggregated_paths(journeys: &Path) -> BenchResult<PathBuf> {
     let Some(schema) = batches.first().map(RecordBatch::schema) else {
         return Err(format!("{} has no non-empty path", journeys.display()).into());
     };
-    let partial = path.with_extension("partial");
-    let mut writer = journeys::writer(&partial, &schema)?;
-    for batch in &batches {
-        writer.write(batch)?;
-    }
-    writer.close()?;
-    std::fs::rename(&partial, &path)?;
+    let mut batches = batches.into_iter();
+    journeys::write_parquet(&path, &schema, || Ok(batches.next()))?;
     Ok(path)
 }
 

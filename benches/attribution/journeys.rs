@@ -61,6 +61,7 @@ const MAX_TOUCHES: usize = 40;
 const BASE_LOG_ODDS: f64 = -3.2;
 
 /// One journey: channel indexes and touch times in time order, its conversion time and outcome.
+#[derive(Default)]
 struct Journey {
     channels: Vec<u8>,
     touch_micros: Vec<i64>,
@@ -118,16 +119,29 @@ fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
-pub fn writer(path: &Path, schema: &SchemaRef) -> BenchResult<ArrowWriter<File>> {
+/// Writes the batches `next_batch` returns (until `None`) to `path` through a `.partial` file, so
+/// that an interrupted run never leaves a file that looks complete.
+pub fn write_parquet(
+    path: &Path,
+    schema: &SchemaRef,
+    mut next_batch: impl FnMut() -> BenchResult<Option<RecordBatch>>,
+) -> BenchResult<()> {
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(1 << 20))
         .build();
-    Ok(ArrowWriter::try_new(
-        File::create(path)?,
+    let partial = path.with_extension("parquet.partial");
+    let mut writer = ArrowWriter::try_new(
+        File::create(&partial)?,
         Arc::clone(schema),
         Some(properties),
-    )?)
+    )?;
+    while let Some(batch) = next_batch()? {
+        writer.write(&batch)?;
+    }
+    writer.close()?;
+    std::fs::rename(&partial, path)?;
+    Ok(())
 }
 
 /// The `path` and `touch_ts` list columns of the journeys and touch-list files.
@@ -155,16 +169,12 @@ pub fn journeys_schema() -> SchemaRef {
 /// Writes `count` journeys to `path` (through a temporary file).
 pub fn write_journeys(path: &Path, count: usize) -> BenchResult<()> {
     let schema = journeys_schema();
-    let partial = path.with_extension("parquet.partial");
-    let mut writer = writer(&partial, &schema)?;
-    let mut current = Journey {
-        channels: Vec::new(),
-        touch_micros: Vec::new(),
-        conversion_micros: 0,
-        converted: false,
-        revenue: 0.0,
-    };
-    for start in (0..count).step_by(BATCH_ROWS) {
+    let mut current = Journey::default();
+    let mut starts = (0..count).step_by(BATCH_ROWS);
+    write_parquet(path, &schema, || {
+        let Some(start) = starts.next() else {
+            return Ok(None);
+        };
         let end = (start + BATCH_ROWS).min(count);
         let mut ids = Int64Builder::new();
         let mut paths = ListBuilder::new(StringBuilder::new());
@@ -198,11 +208,8 @@ pub fn write_journeys(path: &Path, count: usize) -> BenchResult<()> {
             Arc::new(revenue.finish()),
             Arc::new(nulls.finish()),
         ];
-        writer.write(&RecordBatch::try_new(Arc::clone(&schema), columns)?)?;
-    }
-    writer.close()?;
-    std::fs::rename(&partial, path)?;
-    Ok(())
+        Ok(Some(RecordBatch::try_new(Arc::clone(&schema), columns)?))
+    })
 }
 
 pub fn touches_schema() -> SchemaRef {
@@ -219,17 +226,12 @@ pub fn touches_schema() -> SchemaRef {
 /// conversion's path may be cut short).
 pub fn write_touches(path: &Path, count: usize) -> BenchResult<()> {
     let schema = touches_schema();
-    let partial = path.with_extension("parquet.partial");
-    let mut writer = writer(&partial, &schema)?;
-    let mut current = Journey {
-        channels: Vec::new(),
-        touch_micros: Vec::new(),
-        conversion_micros: 0,
-        converted: false,
-        revenue: 0.0,
-    };
+    let mut current = Journey::default();
     let (mut written, mut conversion) = (0usize, 0u64);
-    while written < count {
+    write_parquet(path, &schema, || {
+        if written == count {
+            return Ok(None);
+        }
         let mut conversion_ids = Int64Builder::new();
         let mut touch_ids = Int64Builder::new();
         let mut touch_ts = TimestampMicrosecondBuilder::new().with_timezone("UTC");
@@ -259,11 +261,8 @@ pub fn write_touches(path: &Path, count: usize) -> BenchResult<()> {
             Arc::new(conversion_ts.finish()),
             Arc::new(channels.finish()),
         ];
-        writer.write(&RecordBatch::try_new(Arc::clone(&schema), columns)?)?;
-    }
-    writer.close()?;
-    std::fs::rename(&partial, path)?;
-    Ok(())
+        Ok(Some(RecordBatch::try_new(Arc::clone(&schema), columns)?))
+    })
 }
 
 pub fn touch_lists_schema() -> SchemaRef {
@@ -281,17 +280,12 @@ pub fn touch_lists_schema() -> SchemaRef {
 /// the generator emits a journey's touches in time order and touch ids in emission order.
 pub fn write_touch_lists(path: &Path, count: usize) -> BenchResult<()> {
     let schema = touch_lists_schema();
-    let partial = path.with_extension("parquet.partial");
-    let mut writer = writer(&partial, &schema)?;
-    let mut current = Journey {
-        channels: Vec::new(),
-        touch_micros: Vec::new(),
-        conversion_micros: 0,
-        converted: false,
-        revenue: 0.0,
-    };
+    let mut current = Journey::default();
     let (mut written, mut conversion) = (0usize, 0u64);
-    while written < count {
+    write_parquet(path, &schema, || {
+        if written == count {
+            return Ok(None);
+        }
         let mut conversion_ids = Int64Builder::new();
         let mut paths = ListBuilder::new(StringBuilder::new());
         let mut times = ListBuilder::new(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
@@ -321,9 +315,6 @@ pub fn write_touch_lists(path: &Path, count: usize) -> BenchResult<()> {
             Arc::new(times.finish()),
             Arc::new(conversion_ts.finish()),
         ];
-        writer.write(&RecordBatch::try_new(Arc::clone(&schema), columns)?)?;
-    }
-    writer.close()?;
-    std::fs::rename(&partial, path)?;
-    Ok(())
+        Ok(Some(RecordBatch::try_new(Arc::clone(&schema), columns)?))
+    })
 }
