@@ -222,14 +222,64 @@ pub fn touches_schema() -> SchemaRef {
     ]))
 }
 
+/// The converting journeys of the rule-model benchmark in order, the last one cut so that there are
+/// exactly `count` touches: the one source of both touch files, so that they hold the same touches.
+struct ConvertingTouches {
+    count: usize,
+    written: usize,
+    conversion: u64,
+    current: Journey,
+}
+
+/// One conversion of [`ConvertingTouches`]: its id, the id of its first touch, and its journey
+/// with the first `touches` touches kept.
+struct Conversion<'a> {
+    id: u64,
+    first_touch: usize,
+    journey: &'a Journey,
+    touches: usize,
+}
+
+impl ConvertingTouches {
+    fn new(count: usize) -> Self {
+        Self {
+            count,
+            written: 0,
+            conversion: 0,
+            current: Journey::default(),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.written == self.count
+    }
+
+    fn next_conversion(&mut self) -> Option<Conversion<'_>> {
+        if self.is_done() {
+            return None;
+        }
+        let id = self.conversion;
+        journey(id, true, &mut self.current);
+        let touches = self.current.channels.len().min(self.count - self.written);
+        let first_touch = self.written;
+        self.written += touches;
+        self.conversion += 1;
+        Some(Conversion {
+            id,
+            first_touch,
+            journey: &self.current,
+            touches,
+        })
+    }
+}
+
 /// Writes the touches of converting journeys until there are exactly `count` touches (the last
 /// conversion's path may be cut short).
 pub fn write_touches(path: &Path, count: usize) -> BenchResult<()> {
     let schema = touches_schema();
-    let mut current = Journey::default();
-    let (mut written, mut conversion) = (0usize, 0u64);
+    let mut source = ConvertingTouches::new(count);
     write_parquet(path, &schema, || {
-        if written == count {
+        if source.is_done() {
             return Ok(None);
         }
         let mut conversion_ids = Int64Builder::new();
@@ -238,21 +288,20 @@ pub fn write_touches(path: &Path, count: usize) -> BenchResult<()> {
         let mut conversion_ts = TimestampMicrosecondBuilder::new().with_timezone("UTC");
         let mut channels = StringBuilder::new();
         let mut rows = 0;
-        while rows < BATCH_ROWS && written < count {
-            journey(conversion, true, &mut current);
-            for (&channel, &at) in current.channels.iter().zip(&current.touch_micros) {
-                if written == count {
-                    break;
-                }
-                conversion_ids.append_value(conversion as i64);
-                touch_ids.append_value(written as i64);
+        while rows < BATCH_ROWS {
+            let Some(conversion) = source.next_conversion() else {
+                break;
+            };
+            let journey = conversion.journey;
+            let touches = journey.channels.iter().zip(&journey.touch_micros);
+            for (offset, (&channel, &at)) in touches.take(conversion.touches).enumerate() {
+                conversion_ids.append_value(conversion.id as i64);
+                touch_ids.append_value((conversion.first_touch + offset) as i64);
                 touch_ts.append_value(at);
-                conversion_ts.append_value(current.conversion_micros);
+                conversion_ts.append_value(journey.conversion_micros);
                 channels.append_value(CHANNELS[channel as usize].0);
-                written += 1;
-                rows += 1;
             }
-            conversion += 1;
+            rows += conversion.touches;
         }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(conversion_ids.finish()),
@@ -280,10 +329,9 @@ pub fn touch_lists_schema() -> SchemaRef {
 /// the generator emits a journey's touches in time order and touch ids in emission order.
 pub fn write_touch_lists(path: &Path, count: usize) -> BenchResult<()> {
     let schema = touch_lists_schema();
-    let mut current = Journey::default();
-    let (mut written, mut conversion) = (0usize, 0u64);
+    let mut source = ConvertingTouches::new(count);
     write_parquet(path, &schema, || {
-        if written == count {
+        if source.is_done() {
             return Ok(None);
         }
         let mut conversion_ids = Int64Builder::new();
@@ -292,22 +340,22 @@ pub fn write_touch_lists(path: &Path, count: usize) -> BenchResult<()> {
             .with_field(Arc::new(Field::new("item", timestamp_type(), true)));
         let mut conversion_ts = TimestampMicrosecondBuilder::new().with_timezone("UTC");
         let mut rows = 0;
-        while rows < BATCH_ROWS && written < count {
-            journey(conversion, true, &mut current);
-            let touches = current.channels.len().min(count - written);
-            for &channel in &current.channels[..touches] {
+        while rows < BATCH_ROWS {
+            let Some(conversion) = source.next_conversion() else {
+                break;
+            };
+            let (journey, touches) = (conversion.journey, conversion.touches);
+            for &channel in &journey.channels[..touches] {
                 paths.values().append_value(CHANNELS[channel as usize].0);
             }
             paths.append(true);
             times
                 .values()
-                .append_slice(&current.touch_micros[..touches]);
+                .append_slice(&journey.touch_micros[..touches]);
             times.append(true);
-            conversion_ids.append_value(conversion as i64);
-            conversion_ts.append_value(current.conversion_micros);
-            written += touches;
+            conversion_ids.append_value(conversion.id as i64);
+            conversion_ts.append_value(journey.conversion_micros);
             rows += 1;
-            conversion += 1;
         }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(conversion_ids.finish()),

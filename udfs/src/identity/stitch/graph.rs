@@ -140,7 +140,6 @@ pub(crate) struct GraphBuilder {
     types: NameInterner,
     sources: NameInterner,
     nodes: NodeTableBuilder,
-    threads: usize,
     /// The edges, their endpoints (`a`, `b`) not yet known: those are the builder's slots
     /// `2 × index` and `2 × index + 1`.
     edges: Vec<Edge>,
@@ -157,7 +156,6 @@ impl GraphBuilder {
             types: NameInterner::default(),
             sources: NameInterner::default(),
             nodes: NodeTableBuilder::new(threads),
-            threads,
             edges: Vec::new(),
             dropped: DroppedEndpoints::default(),
             last_type: [None; 2],
@@ -310,6 +308,7 @@ impl GraphBuilder {
 
     /// Numbers the nodes and fills in the edges' endpoints.
     pub(crate) fn finish(self) -> Result<Graph> {
+        let threads = self.nodes.threads();
         let InternedNodes {
             table,
             first_seen,
@@ -337,7 +336,7 @@ impl GraphBuilder {
             n_edges,
             edges,
             dropped: self.dropped,
-            threads: self.threads,
+            threads,
         })
     }
 }

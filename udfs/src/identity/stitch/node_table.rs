@@ -189,7 +189,6 @@ pub(crate) struct NodeTableBuilder {
     /// The packed node of each edge endpoint, written by the partitions' threads.
     slots: Vec<AtomicU32>,
     threads: usize,
-    nodes: usize,
 }
 
 impl NodeTableBuilder {
@@ -201,7 +200,6 @@ impl NodeTableBuilder {
             pending_endpoints: 0,
             slots: Vec::new(),
             threads: threads.max(1),
-            nodes: 0,
         }
     }
 
@@ -279,7 +277,6 @@ impl NodeTableBuilder {
             })?;
         }
         self.pending_endpoints = 0;
-        self.nodes = self.partitions.iter().map(Partition::len).sum();
         Ok(())
     }
 
@@ -288,9 +285,14 @@ impl NodeTableBuilder {
         self.slots.reserve(2 * edges);
     }
 
+    /// The threads interning may use.
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// Distinct identifiers interned so far (pending endpoints not counted).
     pub(crate) fn len(&self) -> usize {
-        self.nodes
+        self.partitions.iter().map(Partition::len).sum()
     }
 
     /// Heap bytes held, for memory accounting.
@@ -315,7 +317,7 @@ impl NodeTableBuilder {
         let per_node = size_of::<usize>() + size_of::<u32>() * 2 + size_of::<i64>() * 2;
         values
             + pending
-            + (self.nodes + self.pending_endpoints) * per_node
+            + (self.len() + self.pending_endpoints) * per_node
             + self.slots.len() * size_of::<u32>()
     }
 
