@@ -18,6 +18,7 @@ pub mod attribution;
 mod documentation;
 pub mod identity;
 mod query_argument;
+mod short_name;
 mod string_kernel;
 #[cfg(test)]
 mod test_harness;
@@ -104,6 +105,11 @@ pub fn all_functions() -> Vec<PhygitalFunction> {
     all_scalar_udfs()
         .into_iter()
         .map(PhygitalFunction::Scalar)
+        .chain(
+            attribution::aggregate_udfs()
+                .into_iter()
+                .map(PhygitalFunction::Aggregate),
+        )
         .chain(
             attribution::window_udfs()
                 .into_iter()

@@ -1,6 +1,7 @@
 //! `attribution_weights(model, channels, touch_ts, conversion_ts [, parameter])`: the
 //! rule-based credit of each touch of an already-built path, as a list.
 
+use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Builder, ListBuilder};
@@ -14,7 +15,7 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::arguments::{invoked_literal, planned_literal};
-use crate::attribution::channel_paths::{DecodedPaths, check_path_type};
+use crate::attribution::channel_paths::{DecodedPaths, PathColumn, check_path_type};
 use crate::attribution::weights::{
     Journey, RuleModel, check_parameter_type, common_time_type, fill_weights,
 };
@@ -23,7 +24,7 @@ use crate::attribution::weights::{
     doc_section(label = "Attribution Functions"),
     description = r#"The share of a conversion that each touch of its path earns under a rule-based model, for paths already grouped into lists (one row per conversion): element `i` of the result is the weight of touch `i`. The models, their parameters and their rules are those of `attribution_weight`; weights sum to 1 for every model but `participation`.
 
-This is the form for big data: build the paths with `GROUP BY conversion_id` and `array_agg(... ORDER BY touch_ts, touch_id)` (aggregation spills to disk, the window form cannot), then `unnest` the channels and weights together.
+This is the form for big data: build the paths with `GROUP BY conversion_id` and `array_agg(... ORDER BY touch_ts, touch_id)` (aggregation spills to disk, the window form cannot), then `unnest` the channels and weights together. For credit summed per channel, the aggregate `attribution_channel_credit` reads the same lists without unnesting them (faster).
 
 A NULL `channels`, `touch_ts` or `conversion_ts` gives NULL; an empty path gives an empty list (a conversion without touches, to be reported as unattributed). Execution errors: lists of different lengths, a NULL touch time, touches not in time order, a touch after the conversion. An unknown model or a bad parameter is a planning error."#,
     syntax_example = "attribution_weights(model, channels, touch_ts, conversion_ts[, parameter])",
@@ -59,7 +60,8 @@ A NULL `channels`, `touch_ts` or `conversion_ts` gives NULL; an empty path gives
         name = "parameter",
         description = "Optional literal: the half-life of `time_decay` (`INTERVAL '3 days'` or a number of days, default 7 days) or the shares `'first,middle,last'` of `custom`."
     ),
-    related_udf(name = "attribution_weight")
+    related_udf(name = "attribution_weight"),
+    related_udf(name = "attribution_channel_credit")
 )]
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct AttributionWeightsFunc {
@@ -90,13 +92,60 @@ fn weights_type() -> DataType {
     DataType::List(Arc::new(Field::new_list_field(DataType::Float64, false)))
 }
 
+/// The coerced types of the first arguments of the list-form rule models,
+/// `(model, path, touch_ts, conversion_ts)`, and the up to `optional` arguments after them;
+/// `path_argument` names the path in errors.
+pub(crate) fn coerce_timed_paths<'a>(
+    function: &str,
+    usage: &str,
+    arg_types: &'a [DataType],
+    optional: usize,
+    path_argument: &str,
+) -> Result<(Vec<DataType>, &'a [DataType])> {
+    let [model, path, touch, conversion, rest @ ..] = arg_types else {
+        return plan_err!(
+            "{function}: expected 4 to {} arguments, got {}; usage: {usage}",
+            4 + optional,
+            arg_types.len()
+        );
+    };
+    if rest.len() > optional {
+        return plan_err!(
+            "{function}: expected 4 to {} arguments, got {}; usage: {usage}",
+            4 + optional,
+            arg_types.len()
+        );
+    }
+    if !matches!(
+        model,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    ) {
+        return plan_err!(
+            "{function}: argument '{MODEL_ARGUMENT}' must be a string literal, got {model}"
+        );
+    }
+    check_path_type(function, path_argument, path)?;
+    let mut times = vec![("conversion_ts", conversion)];
+    if let Some(item) = touch_item_type(function, touch)? {
+        times.push(("touch_ts", item));
+    }
+    let time = common_time_type(function, &times)?;
+    let types = vec![
+        model.clone(),
+        path.clone(),
+        touch_list_type(time.clone()),
+        time,
+    ];
+    Ok((types, rest))
+}
+
 /// The list type `touch_ts` is cast to.
 fn touch_list_type(time: DataType) -> DataType {
     DataType::new_list(time, true)
 }
 
 /// The item type of a list type (`None` for `Null`), or a planning error.
-fn touch_item_type(data_type: &DataType) -> Result<Option<&DataType>> {
+fn touch_item_type<'a>(function: &str, data_type: &'a DataType) -> Result<Option<&'a DataType>> {
     match data_type {
         DataType::Null => Ok(None),
         DataType::List(item)
@@ -105,7 +154,7 @@ fn touch_item_type(data_type: &DataType) -> Result<Option<&DataType>> {
         | DataType::ListView(item)
         | DataType::LargeListView(item) => Ok(Some(item.data_type())),
         other => plan_err!(
-            "{FUNCTION}: argument 'touch_ts' must be a list of timestamps (e.g. array_agg(touch_ts ORDER BY touch_ts)), got {other}"
+            "{function}: argument 'touch_ts' must be a list of timestamps (e.g. array_agg(touch_ts ORDER BY touch_ts)), got {other}"
         ),
     }
 }
@@ -128,38 +177,7 @@ impl ScalarUDFImpl for AttributionWeightsFunc {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        let [model, channels, touch, conversion, rest @ ..] = arg_types else {
-            return plan_err!(
-                "{FUNCTION}: expected 4 or 5 arguments, got {}; usage: {USAGE}",
-                arg_types.len()
-            );
-        };
-        if rest.len() > 1 {
-            return plan_err!(
-                "{FUNCTION}: expected 4 or 5 arguments, got {}; usage: {USAGE}",
-                arg_types.len()
-            );
-        }
-        if !matches!(
-            model,
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-        ) {
-            return plan_err!(
-                "{FUNCTION}: argument '{MODEL_ARGUMENT}' must be a string literal, got {model}"
-            );
-        }
-        check_path_type(FUNCTION, "channels", channels)?;
-        let mut times = vec![("conversion_ts", conversion)];
-        if let Some(item) = touch_item_type(touch)? {
-            times.push(("touch_ts", item));
-        }
-        let time = common_time_type(FUNCTION, &times)?;
-        let mut types = vec![
-            model.clone(),
-            channels.clone(),
-            touch_list_type(time.clone()),
-            time,
-        ];
+        let (mut types, rest) = coerce_timed_paths(FUNCTION, USAGE, arg_types, 1, "channels")?;
         if let [parameter] = rest {
             check_parameter_type(FUNCTION, parameter)?;
             types.push(parameter.clone());
@@ -245,74 +263,148 @@ fn weights_of_paths(
     touch: &ArrayRef,
     conversion: &ArrayRef,
 ) -> Result<ArrayRef> {
-    // The planner has cast the times already (see `coerce_types`); this makes a direct call
-    // with other time types behave the same (a cast to the same type is free).
-    let mut times = vec![("conversion_ts", conversion.data_type())];
-    if let Some(item) = touch_item_type(touch.data_type())? {
-        times.push(("touch_ts", item));
-    }
-    let time = common_time_type(FUNCTION, &times)?;
-    let touch = cast(touch, &touch_list_type(time.clone()))?;
-    let conversion = cast(conversion, &time)?;
-    let touch = touch.as_list::<i32>();
-    let touch_offsets = touch.value_offsets();
-    let touch_times = touch.values().as_primitive::<TimestampMicrosecondType>();
-    let touch_nulls = touch_times.nulls().filter(|nulls| nulls.null_count() > 0);
-    let conversion = conversion.as_primitive::<TimestampMicrosecondType>();
-
-    let decoded = DecodedPaths::try_new(FUNCTION, channels)?;
-    let paths = decoded.column();
-    if paths.len() != touch.len() || conversion.len() != touch.len() {
-        return exec_err!(
-            "{FUNCTION}: arguments have different numbers of rows ({}, {}, {})",
-            paths.len(),
-            touch.len(),
-            conversion.len()
-        );
-    }
-
-    let mut builder = ListBuilder::with_capacity(Float64Builder::new(), touch.len())
+    let paths = TimedPaths::try_new(FUNCTION, channels, touch, conversion)?;
+    let mut builder = ListBuilder::with_capacity(Float64Builder::new(), paths.len())
         .with_field(Arc::new(Field::new_list_field(DataType::Float64, false)));
-    let mut path = Vec::new();
-    let mut weights = Vec::new();
-    // Most models need only the number of touches: the channel strings are read only for those
-    // that look at them.
-    let uses_channels = model.uses_channels();
-    for row in 0..touch.len() {
-        let Some(channel_range) = paths.channel_range(row) else {
-            builder.append_null();
-            continue;
-        };
-        if touch.is_null(row) || conversion.is_null(row) {
-            builder.append_null();
-            continue;
+    paths.for_each_row(model, |_, weighted| {
+        match weighted {
+            Some((_, weights)) => {
+                builder.values().append_slice(weights);
+                builder.append(true);
+            }
+            None => builder.append_null(),
         }
-        let range = touch_offsets[row] as usize..touch_offsets[row + 1] as usize;
-        if touch_nulls.is_some_and(|nulls| range.clone().any(|index| nulls.is_null(index))) {
-            return exec_err!(
-                "{FUNCTION}: a touch time in a path is NULL; every touch needs a time"
-            );
-        }
-        if range.len() != channel_range.len() {
-            return exec_err!(
-                "{FUNCTION}: a path has {} channels but {} touch times; build both lists from the same rows",
-                channel_range.len(),
-                range.len()
-            );
-        }
-        if uses_channels {
-            paths.read(row, &mut path);
-        }
-        let journey = Journey {
-            touch_micros: &touch_times.values()[range],
-            channels: &path,
-            conversion_micros: conversion.value(row),
-        };
-        fill_weights(&FUNCTION, model, &journey, &mut weights)?;
-        builder.values().append_slice(&weights);
-        builder.append(true);
-    }
+        Ok(())
+    })?;
     Ok(Arc::new(builder.finish()))
+}
+
+/// A batch of paths with their touch and conversion times: the list-form input of the rule
+/// models, shared by `attribution_weights` and `attribution_channel_credit`.
+pub(crate) struct TimedPaths {
+    function: &'static str,
+    decoded: DecodedPaths,
+    /// `List<Timestamp(µs)>`.
+    touch: ArrayRef,
+    /// `Timestamp(µs)`.
+    conversion: ArrayRef,
+}
+
+impl TimedPaths {
+    /// Decodes the paths and brings the times to microseconds (see [`common_time_type`]);
+    /// errors name `function`.
+    pub(crate) fn try_new(
+        function: &'static str,
+        channels: &ArrayRef,
+        touch: &ArrayRef,
+        conversion: &ArrayRef,
+    ) -> Result<Self> {
+        // The planner has cast the times already (see `coerce_types`); this makes a direct call
+        // with other time types behave the same (a cast to the same type is free).
+        let mut times = vec![("conversion_ts", conversion.data_type())];
+        if let Some(item) = touch_item_type(function, touch.data_type())? {
+            times.push(("touch_ts", item));
+        }
+        let time = common_time_type(function, &times)?;
+        let touch = cast(touch, &touch_list_type(time.clone()))?;
+        let conversion = cast(conversion, &time)?;
+        let decoded = DecodedPaths::try_new(function, channels)?;
+        let rows = decoded.column().len();
+        if rows != touch.len() || conversion.len() != touch.len() {
+            return exec_err!(
+                "{function}: arguments have different numbers of rows ({rows}, {}, {})",
+                touch.len(),
+                conversion.len()
+            );
+        }
+        Ok(Self {
+            function,
+            decoded,
+            touch,
+            conversion,
+        })
+    }
+
+    /// The number of rows.
+    pub(crate) fn len(&self) -> usize {
+        self.touch.len()
+    }
+
+    /// The channels of the paths.
+    pub(crate) fn paths(&self) -> PathColumn<'_> {
+        self.decoded.column()
+    }
+
+    /// Whether the touch times of `row` are NULL.
+    pub(crate) fn touch_is_null(&self, row: usize) -> bool {
+        self.touch.is_null(row)
+    }
+
+    /// The conversion time of `row` in microseconds since the epoch, `None` when NULL.
+    pub(crate) fn conversion_micros(&self, row: usize) -> Option<i64> {
+        let conversion = self.conversion.as_primitive::<TimestampMicrosecondType>();
+        conversion.is_valid(row).then(|| conversion.value(row))
+    }
+
+    /// Calls `visit(row, weighted)` for every row in order, with `weighted` the indices of the
+    /// path's channels in the list values (see [`PathColumn::channel_range`]) and the weight of
+    /// each under `model`, or `None` when the path, the touch times or the conversion time is
+    /// NULL.
+    ///
+    /// Errors: a NULL touch time in a path, a path and touch times of different lengths, and
+    /// those of [`fill_weights`].
+    pub(crate) fn for_each_row(
+        &self,
+        model: &RuleModel,
+        mut visit: impl FnMut(usize, Option<(Range<usize>, &[f64])>) -> Result<()>,
+    ) -> Result<()> {
+        let function = self.function;
+        let touch = self.touch.as_list::<i32>();
+        let touch_offsets = touch.value_offsets();
+        let touch_times = touch.values().as_primitive::<TimestampMicrosecondType>();
+        let touch_nulls = touch_times.nulls().filter(|nulls| nulls.null_count() > 0);
+        let conversion = self.conversion.as_primitive::<TimestampMicrosecondType>();
+        let paths = self.decoded.column();
+        let mut path = Vec::new();
+        let mut weights = Vec::new();
+        // Most models need only the number of touches: the channel strings are read only for
+        // those that look at them.
+        let uses_channels = model.uses_channels();
+        for row in 0..touch.len() {
+            let Some(channel_range) = paths.channel_range(row) else {
+                visit(row, None)?;
+                continue;
+            };
+            if touch.is_null(row) || conversion.is_null(row) {
+                visit(row, None)?;
+                continue;
+            }
+            let range = touch_offsets[row] as usize..touch_offsets[row + 1] as usize;
+            if touch_nulls.is_some_and(|nulls| range.clone().any(|index| nulls.is_null(index))) {
+                return exec_err!(
+                    "{function}: a touch time in a path is NULL; every touch needs a time"
+                );
+            }
+            if range.len() != channel_range.len() {
+                return exec_err!(
+                    "{function}: a path has {} channels but {} touch times; build both lists from the same rows",
+                    channel_range.len(),
+                    range.len()
+                );
+            }
+            if uses_channels {
+                paths.read(row, &mut path);
+            }
+            let journey = Journey {
+                touch_micros: &touch_times.values()[range],
+                channels: &path,
+                conversion_micros: conversion.value(row),
+            };
+            fill_weights(&function, model, &journey, &mut weights)?;
+            visit(row, Some((channel_range, &weights)))?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Cross-channel attribution: path transforms over channel paths, rule-based credit models
-//! (as a window function over touches and as a scalar function over grouped paths) and the
-//! data-driven models over aggregated paths.
+//! (as a window function over touches, as a scalar function over grouped paths and as an
+//! aggregate of channel credit over grouped paths) and the data-driven models over aggregated
+//! paths.
 
+pub mod attribution_channel_credit;
 pub mod attribution_weight;
 pub mod attribution_weights;
 mod channel_paths;
@@ -24,10 +26,11 @@ mod weights;
 
 use std::sync::Arc;
 
-use datafusion::logical_expr::{ScalarUDF, WindowUDF};
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 
 use crate::DocumentedTableFunction;
 
+pub use attribution_channel_credit::attribution_channel_credit_udaf;
 pub use attribution_weight::attribution_weight_udwf;
 pub use attribution_weights::attribution_weights_udf;
 pub use markov_attribution::MarkovAttributionFunc;
@@ -52,6 +55,11 @@ pub fn scalar_udfs() -> Vec<Arc<ScalarUDF>> {
         path_trim_long_udf(),
         attribution_weights_udf(),
     ]
+}
+
+/// The aggregate functions of this module.
+pub fn aggregate_udfs() -> Vec<Arc<AggregateUDF>> {
+    vec![attribution_channel_credit_udaf()]
 }
 
 /// The window functions of this module.

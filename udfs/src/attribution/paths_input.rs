@@ -31,6 +31,7 @@ use futures::stream::BoxStream;
 
 use super::channel_paths::{DecodedPaths, PathColumn, is_channel_type};
 use crate::query_argument::{QueryArgument, QueryArgumentTable, QueryInputOperator};
+use crate::short_name::{ShortName, short_name_key};
 
 /// The row of conversions whose path has no channel.
 pub(crate) const UNATTRIBUTED: &str = "(unattributed)";
@@ -43,7 +44,7 @@ const PATH_COLUMN: &str = "path";
 const NUMBER_COLUMNS: [&str; 3] = ["conversions", "revenue", "nulls"];
 
 /// Marks a NULL list element in the channel ids of a batch.
-const NULL_CHANNEL: u32 = u32::MAX;
+pub(crate) const NULL_CHANNEL: u32 = u32::MAX;
 
 // ------------------------------------------------------------------------------------ arguments
 
@@ -237,69 +238,51 @@ impl AggregatedPaths {
     }
 }
 
-/// Channel names interned to dense ids in order of first appearance.
-#[derive(Debug, Default)]
-struct ChannelDictionary {
-    /// Names of at most [`SHORT_NAME_BYTES`] bytes by their [`ShortName`]: a lookup hashes one
+/// Channel names interned to dense ids in order of first appearance; shared by the paths input
+/// and `attribution_channel_credit`.
+#[derive(Debug)]
+pub(crate) struct ChannelDictionary {
+    /// Names of at most 16 bytes by their [`ShortName`]: a lookup hashes one
     /// integer and compares no string.
     short_ids: HashMap<ShortName, u32, BuildHasherDefault<PackedKeyHasher>>,
     /// Longer names.
     ids: HashMap<Box<str>, u32>,
     names: Vec<String>,
+    /// Names the caller uses for its own rows: interning one is an error.
+    reserved: &'static [&'static str],
     /// Estimated heap bytes, for the memory pool.
     bytes: usize,
-}
-
-/// The longest channel name a [`ShortName`] holds.
-const SHORT_NAME_BYTES: usize = 16;
-
-/// A channel name of at most [`SHORT_NAME_BYTES`] bytes as two integers and its length. Distinct
-/// names give distinct keys, and making one takes two (overlapping) unaligned loads of the name,
-/// no copy: the loads cover every byte of the name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ShortName {
-    head: u64,
-    tail: u64,
-    len: u8,
-}
-
-impl std::hash::Hash for ShortName {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // One word: equal hashes of different names are told apart by `Eq`.
-        state.write_u64(self.head ^ self.tail.rotate_left(32) ^ u64::from(self.len) << 56);
-    }
-}
-
-/// `name` as a [`ShortName`], or `None` when it is longer than [`SHORT_NAME_BYTES`].
-fn short_name_key(name: &str) -> Option<ShortName> {
-    let bytes = name.as_bytes();
-    let len = bytes.len();
-    let word = |range: std::ops::Range<usize>| -> Option<u64> {
-        Some(match range.len() {
-            8 => u64::from_le_bytes(bytes.get(range)?.try_into().ok()?),
-            _ => u64::from(u32::from_le_bytes(bytes.get(range)?.try_into().ok()?)),
-        })
-    };
-    let (head, tail) = match len {
-        0 => (0, 0),
-        1..=3 => (
-            u64::from(bytes[0]) | u64::from(bytes[len / 2]) << 8 | u64::from(bytes[len - 1]) << 16,
-            0,
-        ),
-        4..=7 => (word(0..4)?, word(len - 4..len)?),
-        8..=SHORT_NAME_BYTES => (word(0..8)?, word(len - 8..len)?),
-        _ => return None,
-    };
-    Some(ShortName {
-        head,
-        tail,
-        len: len as u8,
-    })
+    /// Scratch of [`Self::map_channels`]: the channel id of each distinct value of a dictionary
+    /// (`UNSEEN` until used).
+    dictionary_ids: Vec<u32>,
 }
 
 impl ChannelDictionary {
-    fn intern(&mut self, function: &str, name: &str) -> Result<u32> {
-        match short_name_key(name) {
+    /// An empty dictionary that refuses the names in `reserved`.
+    pub(crate) fn new(reserved: &'static [&'static str]) -> Self {
+        Self {
+            short_ids: HashMap::default(),
+            ids: HashMap::new(),
+            names: Vec::new(),
+            reserved,
+            bytes: 0,
+            dictionary_ids: Vec::new(),
+        }
+    }
+
+    /// The interned names; id `i` is `names()[i]`.
+    pub(crate) fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Estimated heap bytes, for the memory pool.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes + self.dictionary_ids.capacity() * size_of::<u32>()
+    }
+
+    /// The id of `name`, numbering it if it is new.
+    pub(crate) fn intern(&mut self, function: &str, name: &str) -> Result<u32> {
+        match short_name_key(name.as_bytes()) {
             Some(key) => {
                 if let Some(&id) = self.short_ids.get(&key) {
                     return Ok(id);
@@ -321,7 +304,7 @@ impl ChannelDictionary {
 
     /// Numbers a name seen for the first time.
     fn insert(&mut self, function: &str, name: &str) -> Result<u32> {
-        if RESERVED_NAMES.contains(&name) {
+        if self.reserved.contains(&name) {
             return exec_err!(
                 "{function}: '{name}' cannot be a channel name: the model uses it for its own rows"
             );
@@ -335,6 +318,54 @@ impl ChannelDictionary {
         self.names.push(name.to_string());
         self.bytes += BYTES_PER_CHANNEL + 2 * name.len();
         Ok(id)
+    }
+
+    /// Replaces the contents of `ids` with the channel id of every list value the rows of
+    /// `paths` use ([`PathColumn::channels_used`]; [`NULL_CHANNEL`] for a NULL channel),
+    /// interning each distinct dictionary value once when the channels are dictionary-encoded.
+    pub(crate) fn map_channels(
+        &mut self,
+        function: &str,
+        paths: &PathColumn<'_>,
+        ids: &mut Vec<u32>,
+    ) -> Result<()> {
+        let used = paths.channels_used();
+        ids.clear();
+        ids.reserve(used.len());
+        match paths.channel_keys() {
+            Some(keys) => {
+                let mut dictionary_ids = std::mem::take(&mut self.dictionary_ids);
+                dictionary_ids.clear();
+                for index in used {
+                    if keys.is_null(index) {
+                        ids.push(NULL_CHANNEL);
+                        continue;
+                    }
+                    let key = keys.value(index);
+                    let slot = key as usize;
+                    if slot >= dictionary_ids.len() {
+                        dictionary_ids.resize(slot + 1, UNSEEN);
+                    }
+                    if dictionary_ids[slot] == UNSEEN {
+                        dictionary_ids[slot] = match paths.distinct_channel(key) {
+                            Some(name) => self.intern(function, name)?,
+                            None => NULL_CHANNEL,
+                        };
+                    }
+                    ids.push(dictionary_ids[slot]);
+                }
+                self.dictionary_ids = dictionary_ids;
+            }
+            None => {
+                for index in used {
+                    ids.push(match paths.channel(index) {
+                        Some(name) => self.intern(function, name)?,
+                        None => NULL_CHANNEL,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -436,8 +467,6 @@ struct PathAggregator<'a> {
     bytes: usize,
     /// Scratch: the channel id of each list value of the batch.
     ids: Vec<u32>,
-    /// Scratch: the channel id of each distinct value of a dictionary (`UNSEEN` until used).
-    dictionary_ids: Vec<u32>,
 }
 
 /// Marks a dictionary value not yet mapped to a channel id.
@@ -447,58 +476,13 @@ impl<'a> PathAggregator<'a> {
     fn new(function: &'a str) -> Self {
         Self {
             function,
-            channels: ChannelDictionary::default(),
+            channels: ChannelDictionary::new(&RESERVED_NAMES),
             packed: PackedMap::default(),
             long: HashMap::new(),
             unattributed: PathTotals::default(),
             bytes: 0,
             ids: Vec::new(),
-            dictionary_ids: Vec::new(),
         }
-    }
-
-    /// Maps every list value the rows of `paths` use to its channel id (into `self.ids`),
-    /// interning each distinct dictionary value once when the channels are dictionary-encoded.
-    fn map_channels(&mut self, paths: &PathColumn<'_>) -> Result<()> {
-        let used = paths.channels_used();
-        let mut ids = std::mem::take(&mut self.ids);
-        ids.clear();
-        ids.reserve(used.len());
-        match paths.channel_keys() {
-            Some(keys) => {
-                let mut dictionary_ids = std::mem::take(&mut self.dictionary_ids);
-                dictionary_ids.clear();
-                for index in used {
-                    if keys.is_null(index) {
-                        ids.push(NULL_CHANNEL);
-                        continue;
-                    }
-                    let key = keys.value(index);
-                    let slot = key as usize;
-                    if slot >= dictionary_ids.len() {
-                        dictionary_ids.resize(slot + 1, UNSEEN);
-                    }
-                    if dictionary_ids[slot] == UNSEEN {
-                        dictionary_ids[slot] = match paths.distinct_channel(key) {
-                            Some(name) => self.channels.intern(self.function, name)?,
-                            None => NULL_CHANNEL,
-                        };
-                    }
-                    ids.push(dictionary_ids[slot]);
-                }
-                self.dictionary_ids = dictionary_ids;
-            }
-            None => {
-                for index in used {
-                    ids.push(match paths.channel(index) {
-                        Some(name) => self.channels.intern(self.function, name)?,
-                        None => NULL_CHANNEL,
-                    });
-                }
-            }
-        }
-        self.ids = ids;
-        Ok(())
     }
 
     fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -513,8 +497,9 @@ impl<'a> PathAggregator<'a> {
         let numbers = [conversions, revenue, nulls];
         let decoded = DecodedPaths::try_new(self.function, path)?;
         let paths = decoded.column();
-        self.map_channels(&paths)?;
-        let ids = std::mem::take(&mut self.ids);
+        let mut ids = std::mem::take(&mut self.ids);
+        self.channels
+            .map_channels(self.function, &paths, &mut ids)?;
         let result = self.add_rows(&paths, &ids, numbers);
         self.ids = ids;
         result
@@ -838,7 +823,7 @@ async fn aggregate_input(
     let mut aggregator = PathAggregator::new(function);
     while let Some(batch) = input.next().await {
         aggregator.add_batch(&batch?)?;
-        reservation.try_resize(aggregator.bytes + aggregator.channels.bytes)?;
+        reservation.try_resize(aggregator.bytes + aggregator.channels.bytes())?;
     }
     Ok(aggregator.finish())
 }
@@ -1047,7 +1032,7 @@ mod tests {
 
     #[test]
     fn long_channel_names_are_interned_apart_from_short_ones() -> Result<()> {
-        let mut channels = ChannelDictionary::default();
+        let mut channels = ChannelDictionary::new(&RESERVED_NAMES);
         let long = "a channel name longer than fifteen bytes";
         let ids = [
             channels.intern("f", "a")?,
@@ -1068,7 +1053,7 @@ mod tests {
             channels.intern("f", "seventeen bytes!!")?,
         ];
         assert_eq!(ids, [0, 1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 6, 4]);
-        assert_ne!(short_name_key("ab"), short_name_key("ab\0"));
+        assert_ne!(short_name_key(b"ab"), short_name_key(b"ab\0"));
         Ok(())
     }
 

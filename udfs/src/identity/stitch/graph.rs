@@ -7,6 +7,7 @@ use datafusion::common::{Result, exec_err, internal_err, plan_err};
 
 use super::interner::{NameInterner, StringColumn, TimestampColumn};
 use super::node_table::{InternedNodes, NodeTable, NodeTableBuilder};
+use crate::short_name::{ShortName, short_name_key};
 
 /// The columns the edges relation of `identity_stitch` must have (in any order).
 pub const EDGE_COLUMNS: [&str; 6] = ["a_type", "a_value", "b_type", "b_value", "ts", "source"];
@@ -144,10 +145,15 @@ pub(crate) struct GraphBuilder {
     /// `2 × index` and `2 × index + 1`.
     edges: Vec<Edge>,
     dropped: DroppedEndpoints,
-    /// The types of the previous row's `a` and `b` and its source, to skip hashing repeated names.
-    last_type: [Option<u32>; 2],
-    last_source: Option<u32>,
+    /// The first few short type and source names by key: every row names two types and a
+    /// source, and comparing two words beats hashing and comparing the bytes.
+    type_keys: Vec<(ShortName, u32)>,
+    source_keys: Vec<(ShortName, u32)>,
 }
+
+/// Names kept in each of the builder's key caches; more types or sources than this are rare and
+/// go through the interner.
+const CACHED_NAMES: usize = 16;
 
 impl GraphBuilder {
     /// Identifiers are interned on up to `threads` threads.
@@ -158,8 +164,8 @@ impl GraphBuilder {
             nodes: NodeTableBuilder::new(threads),
             edges: Vec::new(),
             dropped: DroppedEndpoints::default(),
-            last_type: [None; 2],
-            last_source: None,
+            type_keys: Vec::new(),
+            source_keys: Vec::new(),
         }
     }
 
@@ -174,7 +180,6 @@ impl GraphBuilder {
         let ts = TimestampColumn::try_new(batch.column(ts))?;
         let source = StringColumn::try_new(batch.column(source), name(5))?;
         self.edges.reserve(batch.num_rows());
-        self.nodes.reserve_edges(batch.num_rows());
         for row in 0..batch.num_rows() {
             self.add_row(
                 (a_type.get(row), a_value.get(row)),
@@ -198,8 +203,8 @@ impl GraphBuilder {
             id_type.is_none_or(is_blank) && value.is_none_or(is_blank)
         };
         let empty_row = absent(a) && absent(b);
-        let a = self.endpoint(0, a.0, a.1)?;
-        let b = self.endpoint(1, b.0, b.1)?;
+        let a = self.endpoint(a.0, a.1)?;
+        let b = self.endpoint(b.0, b.1)?;
         let ts = ts.unwrap_or(NO_TS);
         match (a, b) {
             (Some(a), Some(b)) if a != b => {
@@ -227,20 +232,18 @@ impl GraphBuilder {
         Ok(())
     }
 
-    /// The type id and value of one endpoint (`side` 0 for `a`, 1 for `b`); `None` when it is
-    /// absent or dropped (counted).
+    /// The type id and value of one endpoint; `None` when it is absent or dropped (counted).
     fn endpoint<'v>(
         &mut self,
-        side: usize,
         id_type: Option<&[u8]>,
         value: Option<&'v [u8]>,
     ) -> Result<Option<(u32, &'v [u8])>> {
         let id_type = id_type.filter(|t| !is_blank(t));
         let value = value.filter(|v| !is_blank(v));
         match (id_type, value) {
-            (Some(id_type), Some(value)) => Ok(Some((self.intern_type(side, id_type)?, value))),
+            (Some(id_type), Some(value)) => Ok(Some((self.intern_type(id_type)?, value))),
             (Some(id_type), None) => {
-                let type_id = self.intern_type(side, id_type)? as usize;
+                let type_id = self.intern_type(id_type)? as usize;
                 self.dropped.empty_value[type_id] += 1;
                 Ok(None)
             }
@@ -252,15 +255,13 @@ impl GraphBuilder {
         }
     }
 
-    fn intern_type(&mut self, side: usize, id_type: &[u8]) -> Result<u32> {
-        // Types repeat row after row in each column: compare with the previous one before hashing.
-        if let Some(last) = self.last_type[side]
-            && self.types.name(last).as_bytes() == id_type
-        {
-            return Ok(last);
+    fn intern_type(&mut self, id_type: &[u8]) -> Result<u32> {
+        let key = short_name_key(id_type);
+        if let Some(id) = cached_id(&self.type_keys, key) {
+            return Ok(id);
         }
         let (type_id, new) = self.types.intern(id_type)?;
-        self.last_type[side] = Some(type_id);
+        cache_id(&mut self.type_keys, key, type_id);
         if new {
             if self.types.len() > MAX_ID_TYPES {
                 return exec_err!(
@@ -274,13 +275,12 @@ impl GraphBuilder {
     }
 
     fn intern_source(&mut self, source: &[u8]) -> Result<u32> {
-        if let Some(last) = self.last_source
-            && self.sources.name(last).as_bytes() == source
-        {
-            return Ok(last);
+        let key = short_name_key(source);
+        if let Some(id) = cached_id(&self.source_keys, key) {
+            return Ok(id);
         }
         let (source_id, _) = self.sources.intern(source)?;
-        self.last_source = Some(source_id);
+        cache_id(&mut self.source_keys, key, source_id);
         Ok(source_id)
     }
 
@@ -301,8 +301,9 @@ impl GraphBuilder {
             + self.edges.capacity() * size_of::<Edge>()
     }
 
-    /// Bytes [`finish`](Self::finish) allocates beyond what is held.
-    pub(crate) fn finish_extra_bytes(&self) -> usize {
+    /// Bytes [`finish`](Self::finish) allocates beyond what is held (waits for the identifiers
+    /// being interned in the background).
+    pub(crate) fn finish_extra_bytes(&mut self) -> Result<usize> {
         self.nodes.finish_extra_bytes()
     }
 
@@ -342,6 +343,20 @@ impl GraphBuilder {
 }
 
 /// NULL, empty and whitespace-only values identify nobody.
+/// The id cached for the name with `key`, if any.
+fn cached_id(cached: &[(ShortName, u32)], key: Option<ShortName>) -> Option<u32> {
+    let key = key?;
+    cached.iter().find(|(k, _)| *k == key).map(|&(_, id)| id)
+}
+
+fn cache_id(cached: &mut Vec<(ShortName, u32)>, key: Option<ShortName>, id: u32) {
+    if let Some(key) = key
+        && cached.len() < CACHED_NAMES
+    {
+        cached.push((key, id));
+    }
+}
+
 pub(crate) fn is_blank(value: &[u8]) -> bool {
     value.iter().all(u8::is_ascii_whitespace)
 }

@@ -292,6 +292,17 @@ impl ProfileLimits {
             })
     }
 
+    /// Whether the component of `root` holds more identifiers of a limited type than allowed
+    /// (or so many that the count saturated).
+    pub(crate) fn exceeded(&self, root: u32) -> bool {
+        let k = self.slots.len();
+        let counts = &self.counts[root as usize * k..(root as usize + 1) * k];
+        self.slots
+            .iter()
+            .zip(counts)
+            .any(|((_, limit), &count)| count > *limit || count == u16::MAX)
+    }
+
     /// Records that `child`'s component joined `root`'s (after [`Self::breach`] said `None`).
     pub(crate) fn merge(&mut self, root: u32, child: u32) {
         let k = self.slots.len();

@@ -404,8 +404,9 @@ pub(crate) async fn read_inputs(
             .map_err(|e| over_limit(&inputs, e))?;
     }
     // Numbering the nodes copies each partition's values once: reserve the copy first.
+    let finish_bytes = inputs.graph.finish_extra_bytes()?;
     reservation
-        .try_resize(inputs.allocated_bytes() + inputs.graph.finish_extra_bytes())
+        .try_resize(inputs.allocated_bytes() + finish_bytes)
         .map_err(|e| over_limit(&inputs, e))?;
     let inputs = StitchInputs {
         graph: inputs.graph.finish()?,

@@ -81,8 +81,9 @@ impl<'a> StringColumn<'a> {
 
 /// Row access to a timestamp column of any unit, in microseconds since the epoch (UTC).
 pub(crate) struct TimestampColumn<'a> {
-    array: Option<&'a dyn Array>,
+    /// Empty for a column of type `Null`.
     values: &'a [i64],
+    nulls: Option<&'a NullBuffer>,
     unit: TimeUnit,
 }
 
@@ -111,10 +112,9 @@ impl<'a> TimestampColumn<'a> {
                 return exec_err!("identity_stitch: column ts must be a timestamp, got {other}");
             }
         };
-        let array = (!values.is_empty()).then_some(array.as_ref());
         Ok(Self {
-            array,
             values,
+            nulls: array.nulls(),
             unit,
         })
     }
@@ -122,13 +122,12 @@ impl<'a> TimestampColumn<'a> {
     /// The timestamp of `row` in microseconds; an error for a value that does not fit (beyond
     /// ±292,000 years).
     pub(crate) fn get(&self, row: usize) -> Result<Option<i64>> {
-        let Some(array) = self.array else {
+        let Some(&value) = self.values.get(row) else {
             return Ok(None);
         };
-        if array.is_null(row) {
+        if self.nulls.is_some_and(|nulls| nulls.is_null(row)) {
             return Ok(None);
         }
-        let value = self.values[row];
         let micros = match self.unit {
             TimeUnit::Second => value.checked_mul(1_000_000),
             TimeUnit::Millisecond => value.checked_mul(1_000),

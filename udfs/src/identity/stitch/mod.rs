@@ -8,11 +8,11 @@
 //! Layout: `options` (the JSON options), `input` (the edges, block query and previous map
 //! planned as one input, and read back), `interner` (string columns of any encoding, names → ids),
 //! `node_table` (the graph's identifiers → dense ids, by hash partition on several threads),
-//! `graph` (the edges input read into flat vectors), `parallel_sort` (the edge sorts on several
-//! threads), `guards` (blocklists, degree quarantine,
-//! per-type limits), `union_find`, `anchor` (stable customer ids), `resolve` (the pipeline),
-//! `incremental` (previous ids and the change log), `output` (map, audit and changes batches),
-//! `exec` (the operator, run by `QueryInputExec`) and `table_function` (the SQL surface).
+//! `graph` (the edges input read into flat vectors), `parallel` (edge sorts and per-node values
+//! on several threads), `guards` (blocklists, degree quarantine, per-type limits), `union_find`,
+//! `anchor` (stable customer ids), `resolve` (the pipeline), `incremental` (previous ids and the
+//! change log), `output` (map, audit and changes batches), `exec` (the operator, run by
+//! `QueryInputExec`) and `table_function` (the SQL surface).
 
 mod anchor;
 mod exec;
@@ -24,7 +24,7 @@ mod interner;
 mod node_table;
 mod options;
 mod output;
-mod parallel_sort;
+mod parallel;
 mod resolve;
 mod table_function;
 mod union_find;

@@ -3,11 +3,13 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
-    ArrayRef, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BinaryArray, BinaryBuilder, Int64Builder, RecordBatch, StringArray, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::common::Result;
 
+use super::anchor::CUSTOMER_ID_BYTES;
 use super::graph::{Graph, NO_TS};
 use super::incremental::{IncrementalIds, PreviousMap};
 use super::options::OutputSelector;
@@ -54,13 +56,30 @@ pub static CHANGES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 /// Node values and hex ids as text: they are UTF-8 (read from Arrow string arrays, or hex), which
-/// is checked rather than assumed — much cheaper than a lossy conversion.
-fn utf8(bytes: &[u8]) -> Result<&str> {
-    std::str::from_utf8(bytes).map_err(|e| {
+/// is checked (once per column of a batch) rather than assumed — much cheaper than a lossy
+/// conversion.
+fn utf8(bytes: BinaryArray) -> Result<StringArray> {
+    StringArray::try_from_binary(bytes).map_err(|e| {
         datafusion::common::DataFusionError::Internal(format!(
             "identity_stitch: an identifier value is not UTF-8: {e}"
         ))
     })
+}
+
+/// Lower-case hex digits of every byte value, two per byte.
+static HEX_PAIRS: LazyLock<[[u8; 2]; 256]> = LazyLock::new(|| {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    std::array::from_fn(|byte| [DIGITS[byte >> 4], DIGITS[byte & 0xf]])
+});
+
+/// A customer id in hex, as `hex::encode` writes it; by table, as it runs once per output row.
+fn hex_customer_id(id: &[u8; CUSTOMER_ID_BYTES]) -> [u8; 2 * CUSTOMER_ID_BYTES] {
+    let pairs = &*HEX_PAIRS;
+    let mut hex = [0u8; 2 * CUSTOMER_ID_BYTES];
+    for (out, byte) in hex.chunks_exact_mut(2).zip(id) {
+        out.copy_from_slice(&pairs[usize::from(*byte)]);
+    }
+    hex
 }
 
 pub(crate) fn output_schema(output: OutputSelector) -> SchemaRef {
@@ -149,18 +168,18 @@ impl OutputBatches {
     fn map_batch(&self, start: usize, end: usize) -> Result<RecordBatch> {
         let rows = end - start;
         let graph = &self.graph;
+        // Values and ids are gathered as bytes and checked as UTF-8 once per column, not per row.
         let mut id_type = StringBuilder::with_capacity(rows, rows * 8);
-        let mut id_value = StringBuilder::with_capacity(rows, rows * 24);
-        let mut customer_id = StringBuilder::with_capacity(rows, rows * 32);
+        let mut id_value = BinaryBuilder::with_capacity(rows, rows * 24);
+        let mut customer_id = BinaryBuilder::with_capacity(rows, rows * 2 * CUSTOMER_ID_BYTES);
         let mut first_seen = TimestampMicrosecondBuilder::with_capacity(rows);
         let mut last_seen = TimestampMicrosecondBuilder::with_capacity(rows);
         let mut n_edges = Int64Builder::with_capacity(rows);
         let mut status = StringBuilder::with_capacity(rows, rows * 8);
-        let mut hex_id = [0u8; 32];
         for node in start as u32..end as u32 {
             let i = node as usize;
             id_type.append_value(graph.types.name(graph.nodes.type_of(node)));
-            id_value.append_value(utf8(graph.nodes.value(node))?);
+            id_value.append_value(graph.nodes.value(node));
             let kept = self
                 .ids
                 .as_ref()
@@ -170,12 +189,7 @@ impl OutputBatches {
                 (Some(customer), _) => {
                     customer_id.append_value(self.previous.customer_name(customer));
                 }
-                (None, Some(id)) => {
-                    hex::encode_to_slice(id, &mut hex_id).map_err(|e| {
-                        datafusion::common::DataFusionError::Internal(e.to_string())
-                    })?;
-                    customer_id.append_value(utf8(&hex_id)?);
-                }
+                (None, Some(id)) => customer_id.append_value(hex_customer_id(id)),
                 (None, None) => customer_id.append_null(),
             }
             let first = graph.first_seen[i];
@@ -192,8 +206,8 @@ impl OutputBatches {
         }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(id_type.finish()),
-            Arc::new(id_value.finish()),
-            Arc::new(customer_id.finish()),
+            Arc::new(utf8(id_value.finish())?),
+            Arc::new(utf8(customer_id.finish())?),
             Arc::new(first_seen.finish().with_timezone("UTC")),
             Arc::new(last_seen.finish().with_timezone("UTC")),
             Arc::new(n_edges.finish()),
@@ -276,5 +290,38 @@ impl Iterator for OutputBatches {
             Some(projection) => Ok(batch.project(projection)?),
             None => Ok(batch),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_customer_ids_match_hex_encode() {
+        let ids = [
+            [0u8; CUSTOMER_ID_BYTES],
+            [0xff; CUSTOMER_ID_BYTES],
+            std::array::from_fn(|i| (i * 17) as u8),
+            super::super::anchor::customer_id("email", b"anna@example.com"),
+        ];
+        for id in ids {
+            assert_eq!(hex_customer_id(&id).as_slice(), hex::encode(id).as_bytes());
+        }
+    }
+
+    #[test]
+    fn values_that_are_not_utf8_are_an_error() {
+        let bytes = BinaryArray::from_iter_values([b"ok".as_slice(), &[0xff, 0xfe]]);
+        let err = utf8(bytes).unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
+        let good = utf8(BinaryArray::from_iter_values([
+            b"ok".as_slice(),
+            "ё".as_bytes(),
+        ]));
+        assert_eq!(
+            good.map(|a| a.value(1).to_string()).ok().as_deref(),
+            Some("ё")
+        );
     }
 }

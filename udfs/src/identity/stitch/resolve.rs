@@ -7,7 +7,9 @@
 //! 3. the remaining pairs are sorted canonically, by the priority of their weaker endpoint type,
 //!    then the stronger, then time, then the identifiers' content, so that strong evidence
 //!    merges first and the result depends on the data only; union-find then refuses unions that
-//!    break a per-type limit or the component size cap (that component is held and flagged);
+//!    break a per-type limit or the component size cap (that component is held and flagged).
+//!    Only the edges of components that break a limit or the cap when joined freely need that
+//!    order; the others are joined directly;
 //! 4. every component is named after its anchor (see [`super::anchor`]).
 
 use std::cmp::Ordering;
@@ -18,8 +20,9 @@ use datafusion::common::Result;
 use super::anchor::{AnchorCandidate, CUSTOMER_ID_BYTES, anchor_order, customer_id};
 use super::graph::{Edge, Graph, NO_SOURCE, NO_TS};
 use super::guards::{AuditRow, Blocklist, DegreeLimits, ProfileLimits};
+use super::interner::NameInterner;
 use super::options::StitchOptions;
-use super::parallel_sort::sort_unstable_by_parallel;
+use super::parallel::{map_parallel, sort_unstable_by_parallel};
 use super::union_find::UnionFind;
 
 /// The outcome for one identifier.
@@ -190,221 +193,280 @@ fn resolve_with(
     sort_node_rows(&mut blocked_rows);
     audit.append(&mut blocked_rows);
 
-    // 2. Distinct pairs (lo < hi by node id), earliest evidence first, without blocked nodes.
-    let source_ranks = source_ranks(graph);
-    let edge_bytes = graph.edges.len() * size_of::<Edge>();
-    memory(held_bytes + edge_bytes)?;
-    let mut distinct: Vec<Edge> = graph
-        .edges
-        .iter()
-        .filter(|e| !status[e.a as usize].is_blocked() && !status[e.b as usize].is_blocked())
-        .map(|e| Edge {
-            a: e.a.min(e.b),
-            b: e.a.max(e.b),
-            ..*e
-        })
-        .collect();
-    let source_rank = |source: u32| {
-        if source == NO_SOURCE {
-            u32::MAX
-        } else {
-            source_ranks[source as usize]
-        }
-    };
+    let rank_of = |node: u32| ranks[type_of(node) as usize];
     let threads = graph.threads;
-    sort_unstable_by_parallel(&mut distinct, threads, &|x: &Edge, y: &Edge| {
-        (x.a, x.b, x.ts, source_rank(x.source)).cmp(&(y.a, y.b, y.ts, source_rank(y.source)))
-    });
-    distinct.dedup_by_key(|e| (e.a, e.b));
-
     let degree = DegreeLimits::new(options, types);
-    if !degree.is_empty() {
-        memory(held_bytes + edge_bytes + degree.counting_bytes(n))?;
-        let mut quarantined_rows = Vec::new();
-        for v in degree.violations(&distinct, n, type_of) {
-            status[v.node as usize] = NodeStatus::Quarantined(v.neighbour_type);
-            let neighbour_type = types.name(v.neighbour_type);
-            quarantined_rows.push(AuditRow {
-                rule: format!("degree_limit:{neighbour_type}"),
-                id_type: Some(type_name(v.node).to_string()),
-                id_value: Some(value_text(graph, v.node)),
-                action: "quarantined",
+    // `held`: per root, whether the size cap stopped its component (empty when there is no cap).
+    let (sets, held, kept_edges) = if degree.is_empty()
+        && !keep_edges
+        && options.max_component_size.is_none()
+        && !has_profile_limits(options, types)
+    {
+        // No guard can refuse a union, so the components do not depend on the order of the
+        // unions: no distinct pairs, no canonical order, just union-find over the edges.
+        let mut sets = UnionFind::new(n);
+        held_bytes += sets.allocated_bytes();
+        memory(held_bytes)?;
+        for edge in &graph.edges {
+            if status[edge.a as usize].is_blocked() || status[edge.b as usize].is_blocked() {
+                continue;
+            }
+            sets.union(edge.a, edge.b);
+        }
+        (sets, Vec::new(), Vec::new())
+    } else {
+        // 2. Distinct pairs (lo < hi by node id), earliest evidence first, without blocked nodes.
+        let source_ranks = source_ranks(graph);
+        let edge_bytes = graph.edges.len() * size_of::<Edge>();
+        memory(held_bytes + edge_bytes)?;
+        let mut distinct: Vec<Edge> = graph
+            .edges
+            .iter()
+            .filter(|e| !status[e.a as usize].is_blocked() && !status[e.b as usize].is_blocked())
+            .map(|e| Edge {
+                a: e.a.min(e.b),
+                b: e.a.max(e.b),
+                ..*e
+            })
+            .collect();
+        let source_rank = |source: u32| {
+            if source == NO_SOURCE {
+                u32::MAX
+            } else {
+                source_ranks[source as usize]
+            }
+        };
+        sort_unstable_by_parallel(&mut distinct, threads, &|x: &Edge, y: &Edge| {
+            (x.a, x.b, x.ts, source_rank(x.source)).cmp(&(y.a, y.b, y.ts, source_rank(y.source)))
+        });
+        distinct.dedup_by_key(|e| (e.a, e.b));
+
+        if !degree.is_empty() {
+            memory(held_bytes + edge_bytes + degree.counting_bytes(n))?;
+            let mut quarantined_rows = Vec::new();
+            for v in degree.violations(&distinct, n, type_of) {
+                status[v.node as usize] = NodeStatus::Quarantined(v.neighbour_type);
+                let neighbour_type = types.name(v.neighbour_type);
+                quarantined_rows.push(AuditRow {
+                    rule: format!("degree_limit:{neighbour_type}"),
+                    id_type: Some(type_name(v.node).to_string()),
+                    id_value: Some(value_text(graph, v.node)),
+                    action: "quarantined",
+                    evidence: format!(
+                        "linked to {} distinct {neighbour_type} identifiers (limit {}); kept as an isolated identifier",
+                        v.distinct_neighbours, v.limit
+                    ),
+                });
+            }
+            sort_node_rows(&mut quarantined_rows);
+            audit.append(&mut quarantined_rows);
+            distinct.retain(|e| {
+                status[e.a as usize] == NodeStatus::Linked
+                    && status[e.b as usize] == NodeStatus::Linked
+            });
+        }
+
+        // 3. Only a component that breaks the size cap or a per-type limit when joined without
+        // guards needs the canonical order: within any other, every union is accepted whatever
+        // the order (its sets only grow up to the component). So those are joined directly here,
+        // and only the breaking components' edges go on (with `keep_edges`, every edge does: the
+        // kept edges are what `identity_explain` searches).
+        let mut sets = UnionFind::new(n);
+        held_bytes += sets.allocated_bytes();
+        if !keep_edges {
+            let mut plain = UnionFind::new(n);
+            let mut plain_limits = ProfileLimits::new(options, types, n, type_of);
+            memory(
+                held_bytes + edge_bytes + plain.allocated_bytes() + plain_limits.allocated_bytes(),
+            )?;
+            for edge in &distinct {
+                if let Some((root, child)) = plain.union(edge.a, edge.b) {
+                    plain_limits.merge(root, child);
+                }
+            }
+            let breaks = |root: u32| {
+                plain_limits.exceeded(root)
+                    || options
+                        .max_component_size
+                        .is_some_and(|max| u64::from(plain.size_of_root(root)) > max)
+            };
+            distinct.retain(|edge| {
+                let breaking = breaks(plain.root(edge.a));
+                if !breaking {
+                    sets.union(edge.a, edge.b);
+                }
+                breaking
+            });
+        }
+
+        // 4. Canonical order, then union-find with per-type limits and the size circuit breaker.
+        let keys: Vec<u64> = map_parallel(n, threads, &|node| {
+            let node = node as u32;
+            content_key(type_name(node), graph.nodes.value(node))
+        });
+        held_bytes += keys.capacity() * size_of::<u64>();
+        memory(held_bytes + edge_bytes)?;
+        let content_order = |a: u32, b: u32| {
+            keys[a as usize]
+                .cmp(&keys[b as usize])
+                .then_with(|| type_name(a).cmp(type_name(b)))
+                .then_with(|| graph.nodes.value(a).cmp(graph.nodes.value(b)))
+        };
+        // Sort keys computed once per edge; comparing bytes is left for (astronomically rare)
+        // content-key collisions.
+        let mut ordered: Vec<(CanonicalKey, Edge)> = Vec::with_capacity(distinct.len());
+        memory(held_bytes + edge_bytes + distinct.len() * size_of::<(CanonicalKey, Edge)>())?;
+        for mut edge in distinct {
+            if content_order(edge.a, edge.b) == Ordering::Greater {
+                std::mem::swap(&mut edge.a, &mut edge.b);
+            }
+            let (ra, rb) = (rank_of(edge.a), rank_of(edge.b));
+            let key = CanonicalKey {
+                class: (u64::from(ra.max(rb)) << 32) | u64::from(ra.min(rb)),
+                ts: edge.ts,
+                key_a: keys[edge.a as usize],
+                key_b: keys[edge.b as usize],
+            };
+            ordered.push((key, edge));
+        }
+        sort_unstable_by_parallel(&mut ordered, threads, &|(kx, x), (ky, y)| {
+            kx.cmp(ky)
+                .then_with(|| content_order(x.a, y.a))
+                .then_with(|| content_order(x.b, y.b))
+        });
+        let distinct: Vec<Edge> = ordered.into_iter().map(|(_, edge)| edge).collect();
+
+        // The breaking components' nodes are untouched so far: their counts start afresh.
+        let mut limits = ProfileLimits::new(options, types, n, type_of);
+        let mut held = vec![false; n];
+        held_bytes += limits.allocated_bytes() + held.capacity();
+        memory(held_bytes + edge_bytes)?;
+        let describe_edge = |e: &Edge| {
+            let ts = if e.ts == NO_TS {
+                "no ts".to_string()
+            } else {
+                format_ts(e.ts)
+            };
+            let source = if e.source == NO_SOURCE {
+                "NULL"
+            } else {
+                graph.sources.name(e.source)
+            };
+            format!(
+                "edge {}:{} - {}:{} (source {source}, {ts})",
+                type_name(e.a),
+                value_text(graph, e.a),
+                type_name(e.b),
+                value_text(graph, e.b)
+            )
+        };
+        // The endpoint reported for a refused union: the less trusted one, which would have bridged.
+        let weaker = |e: &Edge| {
+            if rank_of(e.a) > rank_of(e.b) {
+                e.a
+            } else {
+                e.b
+            }
+        };
+        // Audit rows are reserved too: a junk hub can refuse one union per edge.
+        let mut audit_bytes: usize = audit.iter().map(AuditRow::allocated_bytes).sum();
+        let mut unreported_audit_rows = 0usize;
+        // Refusals into a component that is already held are counted, not listed: once a component
+        // reached the cap, every further edge into it would otherwise add a row.
+        let mut refused_into_held: u64 = 0;
+        let mut kept_edges = Vec::new();
+        if keep_edges {
+            held_bytes += distinct.len() * size_of::<Edge>();
+            memory(held_bytes + edge_bytes)?;
+            kept_edges.reserve_exact(distinct.len());
+        }
+        for edge in &distinct {
+            let (ra, rb) = (sets.find(edge.a), sets.find(edge.b));
+            if ra == rb {
+                if keep_edges {
+                    kept_edges.push(*edge);
+                }
+                continue;
+            }
+            let row = if let Some(breach) = limits.breach(ra, rb) {
+                let node = weaker(edge);
+                let limited = types.name(breach.id_type);
+                AuditRow {
+                    rule: format!("limits:{limited}"),
+                    id_type: Some(type_name(node).to_string()),
+                    id_value: Some(value_text(graph, node)),
+                    action: "refused_union",
+                    evidence: format!(
+                        "{}: the customer would hold {} {limited} identifiers (limit {})",
+                        describe_edge(edge),
+                        breach.would_hold,
+                        breach.limit
+                    ),
+                }
+            } else {
+                let (size_a, size_b) = (sets.size_of_root(ra), sets.size_of_root(rb));
+                let merged_size = u64::from(size_a) + u64::from(size_b);
+                match options.max_component_size {
+                    Some(max) if merged_size > max => {
+                        let already_held = held[ra as usize] || held[rb as usize];
+                        held[ra as usize] = true;
+                        held[rb as usize] = true;
+                        if already_held {
+                            refused_into_held += 1;
+                            continue;
+                        }
+                        let node = weaker(edge);
+                        AuditRow {
+                            rule: "max_component_size".to_string(),
+                            id_type: Some(type_name(node).to_string()),
+                            id_value: Some(value_text(graph, node)),
+                            action: "refused_union",
+                            evidence: format!(
+                                "{}: would join components of {size_a} and {size_b} identifiers (limit {max}); both held",
+                                describe_edge(edge)
+                            ),
+                        }
+                    }
+                    _ => {
+                        if keep_edges {
+                            kept_edges.push(*edge);
+                        }
+                        let root = sets.union_roots(ra, rb);
+                        let child = if root == ra { rb } else { ra };
+                        limits.merge(root, child);
+                        held[root as usize] |= held[child as usize];
+                        continue;
+                    }
+                }
+            };
+            audit_bytes += row.allocated_bytes();
+            audit.push(row);
+            unreported_audit_rows += 1;
+            if unreported_audit_rows == AUDIT_REPORT_EVERY {
+                unreported_audit_rows = 0;
+                memory(held_bytes + edge_bytes + audit_bytes)?;
+            }
+        }
+        if refused_into_held > 0 {
+            audit.push(AuditRow {
+                rule: "max_component_size".to_string(),
+                id_type: None,
+                id_value: None,
+                action: "refused_union",
                 evidence: format!(
-                    "linked to {} distinct {neighbour_type} identifiers (limit {}); kept as an isolated identifier",
-                    v.distinct_neighbours, v.limit
+                    "{refused_into_held} more union(s) into components already held were refused"
                 ),
             });
         }
-        sort_node_rows(&mut quarantined_rows);
-        audit.append(&mut quarantined_rows);
-        distinct.retain(|e| {
-            status[e.a as usize] == NodeStatus::Linked && status[e.b as usize] == NodeStatus::Linked
-        });
-    }
-
-    // 3. Canonical order, then union-find with per-type limits and the size circuit breaker.
-    let keys: Vec<u64> = (0..n as u32)
-        .map(|node| content_key(type_name(node), graph.nodes.value(node)))
-        .collect();
-    held_bytes += keys.capacity() * size_of::<u64>();
-    memory(held_bytes + edge_bytes)?;
-    let content_order = |a: u32, b: u32| {
-        keys[a as usize]
-            .cmp(&keys[b as usize])
-            .then_with(|| type_name(a).cmp(type_name(b)))
-            .then_with(|| graph.nodes.value(a).cmp(graph.nodes.value(b)))
+        drop(distinct);
+        drop(limits);
+        drop(keys);
+        (sets, held, kept_edges)
     };
-    let rank_of = |node: u32| ranks[type_of(node) as usize];
-    // Sort keys computed once per edge; comparing bytes is left for (astronomically rare)
-    // content-key collisions.
-    let mut ordered: Vec<(CanonicalKey, Edge)> = Vec::with_capacity(distinct.len());
-    memory(held_bytes + edge_bytes + distinct.len() * size_of::<(CanonicalKey, Edge)>())?;
-    for mut edge in distinct {
-        if content_order(edge.a, edge.b) == Ordering::Greater {
-            std::mem::swap(&mut edge.a, &mut edge.b);
-        }
-        let (ra, rb) = (rank_of(edge.a), rank_of(edge.b));
-        let key = CanonicalKey {
-            class: (u64::from(ra.max(rb)) << 32) | u64::from(ra.min(rb)),
-            ts: edge.ts,
-            key_a: keys[edge.a as usize],
-            key_b: keys[edge.b as usize],
-        };
-        ordered.push((key, edge));
-    }
-    sort_unstable_by_parallel(&mut ordered, threads, &|(kx, x), (ky, y)| {
-        kx.cmp(ky)
-            .then_with(|| content_order(x.a, y.a))
-            .then_with(|| content_order(x.b, y.b))
-    });
-    let distinct: Vec<Edge> = ordered.into_iter().map(|(_, edge)| edge).collect();
 
-    let mut sets = UnionFind::new(n);
-    let mut limits = ProfileLimits::new(options, types, n, type_of);
-    let mut held = vec![false; n];
-    held_bytes += sets.allocated_bytes() + limits.allocated_bytes() + held.capacity();
-    memory(held_bytes + edge_bytes)?;
-    let describe_edge = |e: &Edge| {
-        let ts = if e.ts == NO_TS {
-            "no ts".to_string()
-        } else {
-            format_ts(e.ts)
-        };
-        let source = if e.source == NO_SOURCE {
-            "NULL"
-        } else {
-            graph.sources.name(e.source)
-        };
-        format!(
-            "edge {}:{} - {}:{} (source {source}, {ts})",
-            type_name(e.a),
-            value_text(graph, e.a),
-            type_name(e.b),
-            value_text(graph, e.b)
-        )
-    };
-    // The endpoint reported for a refused union: the less trusted one, which would have bridged.
-    let weaker = |e: &Edge| {
-        if rank_of(e.a) > rank_of(e.b) {
-            e.a
-        } else {
-            e.b
-        }
-    };
-    // Audit rows are reserved too: a junk hub can refuse one union per edge.
-    let mut audit_bytes: usize = audit.iter().map(AuditRow::allocated_bytes).sum();
-    let mut unreported_audit_rows = 0usize;
-    // Refusals into a component that is already held are counted, not listed: once a component
-    // reached the cap, every further edge into it would otherwise add a row.
-    let mut refused_into_held: u64 = 0;
-    let mut kept_edges = Vec::new();
-    if keep_edges {
-        held_bytes += distinct.len() * size_of::<Edge>();
-        memory(held_bytes + edge_bytes)?;
-        kept_edges.reserve_exact(distinct.len());
-    }
-    for edge in &distinct {
-        let (ra, rb) = (sets.find(edge.a), sets.find(edge.b));
-        if ra == rb {
-            if keep_edges {
-                kept_edges.push(*edge);
-            }
-            continue;
-        }
-        let row = if let Some(breach) = limits.breach(ra, rb) {
-            let node = weaker(edge);
-            let limited = types.name(breach.id_type);
-            AuditRow {
-                rule: format!("limits:{limited}"),
-                id_type: Some(type_name(node).to_string()),
-                id_value: Some(value_text(graph, node)),
-                action: "refused_union",
-                evidence: format!(
-                    "{}: the customer would hold {} {limited} identifiers (limit {})",
-                    describe_edge(edge),
-                    breach.would_hold,
-                    breach.limit
-                ),
-            }
-        } else {
-            let (size_a, size_b) = (sets.size_of_root(ra), sets.size_of_root(rb));
-            let merged_size = u64::from(size_a) + u64::from(size_b);
-            match options.max_component_size {
-                Some(max) if merged_size > max => {
-                    let already_held = held[ra as usize] || held[rb as usize];
-                    held[ra as usize] = true;
-                    held[rb as usize] = true;
-                    if already_held {
-                        refused_into_held += 1;
-                        continue;
-                    }
-                    let node = weaker(edge);
-                    AuditRow {
-                        rule: "max_component_size".to_string(),
-                        id_type: Some(type_name(node).to_string()),
-                        id_value: Some(value_text(graph, node)),
-                        action: "refused_union",
-                        evidence: format!(
-                            "{}: would join components of {size_a} and {size_b} identifiers (limit {max}); both held",
-                            describe_edge(edge)
-                        ),
-                    }
-                }
-                _ => {
-                    if keep_edges {
-                        kept_edges.push(*edge);
-                    }
-                    let root = sets.union_roots(ra, rb);
-                    let child = if root == ra { rb } else { ra };
-                    limits.merge(root, child);
-                    held[root as usize] |= held[child as usize];
-                    continue;
-                }
-            }
-        };
-        audit_bytes += row.allocated_bytes();
-        audit.push(row);
-        unreported_audit_rows += 1;
-        if unreported_audit_rows == AUDIT_REPORT_EVERY {
-            unreported_audit_rows = 0;
-            memory(held_bytes + edge_bytes + audit_bytes)?;
-        }
-    }
-    if refused_into_held > 0 {
-        audit.push(AuditRow {
-            rule: "max_component_size".to_string(),
-            id_type: None,
-            id_value: None,
-            action: "refused_union",
-            evidence: format!(
-                "{refused_into_held} more union(s) into components already held were refused"
-            ),
-        });
-    }
-    drop(distinct);
-    drop(limits);
-    drop(keys);
-
+    // Each node's root, read-only and so on every thread; then the anchors and components.
+    let roots = map_parallel(n, threads, &|node| sets.root(node as u32));
+    drop(sets);
     let mut anchor = vec![NONE; n];
     let candidate = |node: u32| AnchorCandidate {
         first_seen: graph.first_seen[node as usize],
@@ -415,7 +477,7 @@ fn resolve_with(
         if status[node as usize].is_blocked() {
             continue;
         }
-        let root = sets.find(node) as usize;
+        let root = roots[node as usize] as usize;
         let current = anchor[root];
         if current == NONE || anchor_order(&candidate(node), &candidate(current)) == Ordering::Less
         {
@@ -424,25 +486,26 @@ fn resolve_with(
     }
     let mut component = vec![NONE; n];
     let mut component_of_root = vec![NONE; n];
-    let mut customer_ids = Vec::new();
     let mut anchors = Vec::new();
-    memory(held_bytes + 3 * n * size_of::<u32>())?;
+    memory(held_bytes + 4 * n * size_of::<u32>())?;
     for node in 0..n as u32 {
         if status[node as usize].is_blocked() {
             continue;
         }
-        let root = sets.find(node) as usize;
+        let root = roots[node as usize] as usize;
         if component_of_root[root] == NONE {
-            component_of_root[root] = customer_ids.len() as u32;
-            let anchor = anchor[root];
-            customer_ids.push(customer_id(type_name(anchor), graph.nodes.value(anchor)));
-            anchors.push(anchor);
+            component_of_root[root] = anchors.len() as u32;
+            anchors.push(anchor[root]);
         }
         component[node as usize] = component_of_root[root];
-        if held[root] && status[node as usize] == NodeStatus::Linked {
+        if held.get(root).copied().unwrap_or(false) && status[node as usize] == NodeStatus::Linked {
             status[node as usize] = NodeStatus::Held;
         }
     }
+    let customer_ids = map_parallel(anchors.len(), threads, &|component| {
+        let anchor = anchors[component];
+        customer_id(type_name(anchor), graph.nodes.value(anchor))
+    });
     let resolution = Resolution {
         status,
         component,
@@ -454,6 +517,14 @@ fn resolve_with(
     };
     memory(resolution.allocated_bytes())?;
     Ok(resolution)
+}
+
+/// Whether a per-type limit applies to a type the graph has.
+fn has_profile_limits(options: &StitchOptions, types: &NameInterner) -> bool {
+    options
+        .limits
+        .keys()
+        .any(|id_type| types.get(id_type.as_bytes()).is_some())
 }
 
 /// Audit rows for endpoints dropped while reading, by type name.
@@ -707,13 +778,66 @@ pub(crate) mod tests {
         }
     }
 
+    /// Without a guard that can refuse a union the edges are joined directly (no distinct pairs,
+    /// no canonical order); with a size cap no component reaches, the guarded path runs. Both
+    /// give the same map, blocked identifiers included.
     #[test]
-    fn output_does_not_depend_on_input_order_even_with_guards() {
-        let options = StitchOptions::parse(Some(
+    fn direct_unions_equal_the_guarded_path_when_no_guard_binds() {
+        let direct = StitchOptions::parse(Some(
+            r#"{"default_blocklist": false, "degree_limit": {}, "limits": {}, "max_component_size": null,
+                "block": {"phone": ["v2", "v6"]}}"#,
+        ))
+        .unwrap();
+        let mut guarded = direct.clone();
+        guarded.max_component_size = Some(u64::MAX);
+        let mut rng = Rng(11);
+        for round in 0..40 {
+            let nodes = 2 + rng.below(150);
+            let edges = rng.below(300) as usize;
+            let rows = random_rows(&mut rng, nodes, edges);
+            let (map, audit) = stitch(&rows, &direct);
+            assert_eq!((map, audit), stitch(&rows, &guarded), "round {round}");
+        }
+    }
+
+    /// Guards that bind on `random_rows` graphs: limits, a degree limit, a size cap, blocks.
+    fn binding_guards() -> StitchOptions {
+        StitchOptions::parse(Some(
             r#"{"limits": {"app_account_id": 1, "phone": 2}, "degree_limit": {"email": 4},
                 "max_component_size": 12, "block": {"phone": ["v2", "v6"]}}"#,
         ))
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Components that break no guard are joined directly; `resolve_keeping_edges` still orders
+    /// every edge canonically. Both give the same map and audit, with binding guards.
+    #[test]
+    fn direct_components_equal_the_canonical_order_with_binding_guards() {
+        let options = binding_guards();
+        let mut rng = Rng(23);
+        let mut refusals = 0;
+        for round in 0..40 {
+            let nodes = 2 + rng.below(150);
+            let edges = rng.below(300) as usize;
+            let graph = graph_of(&random_rows(&mut rng, nodes, edges));
+            let direct = resolve(&graph, &options, &mut |_| Ok(())).unwrap();
+            let ordered = resolve_keeping_edges(&graph, &options, &mut |_| Ok(())).unwrap();
+            assert_eq!(direct.status, ordered.status, "round {round}");
+            assert_eq!(direct.component, ordered.component, "round {round}");
+            assert_eq!(direct.customer_ids, ordered.customer_ids, "round {round}");
+            assert_eq!(direct.audit, ordered.audit, "round {round}");
+            refusals += direct
+                .audit
+                .iter()
+                .filter(|row| row.action == "refused_union")
+                .count();
+        }
+        assert!(refusals > 20, "the guards bind: {refusals} refusals");
+    }
+
+    #[test]
+    fn output_does_not_depend_on_input_order_even_with_guards() {
+        let options = binding_guards();
         let mut rng = Rng(7);
         for round in 0..40 {
             let nodes = 2 + rng.below(120);

@@ -29,6 +29,18 @@ impl UnionFind {
         }
     }
 
+    /// The root of `node`'s set, without shortening the path (so it can run on several threads
+    /// at once).
+    pub(crate) fn root(&self, mut node: u32) -> u32 {
+        loop {
+            let parent = self.parent[node as usize];
+            if parent == node {
+                return node;
+            }
+            node = parent;
+        }
+    }
+
     /// The number of nodes in the set whose root is `root`.
     pub(crate) fn size_of_root(&self, root: u32) -> u32 {
         self.size[root as usize]
@@ -46,6 +58,17 @@ impl UnionFind {
         self.parent[child as usize] = root;
         self.size[root as usize] = a_size.saturating_add(b_size);
         root
+    }
+
+    /// Joins the sets of `a` and `b`; returns the surviving and the absorbed root, or `None` when
+    /// they were in one set already.
+    pub(crate) fn union(&mut self, a: u32, b: u32) -> Option<(u32, u32)> {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return None;
+        }
+        let root = self.union_roots(ra, rb);
+        Some(if root == ra { (ra, rb) } else { (rb, ra) })
     }
 
     /// Heap bytes held, for memory accounting.
@@ -73,12 +96,16 @@ mod tests {
         let root = sets.union_roots(x, y);
         assert_eq!(sets.size_of_root(root), 4);
         for node in 0..4 {
+            assert_eq!(sets.root(node), root);
             assert_eq!(sets.find(node), root);
         }
         assert_eq!(sets.find(4), 4);
         assert_eq!(sets.size_of_root(5), 1);
-        let r = sets.union_roots(5, root);
-        assert_eq!(r, root, "the larger set's root survives");
+        assert_eq!(
+            sets.union(5, 0),
+            Some((root, 5)),
+            "the larger set's root survives"
+        );
         assert_eq!(sets.size_of_root(root), 5);
         assert!(sets.allocated_bytes() >= 48);
     }
@@ -91,6 +118,7 @@ mod tests {
             let (a, b) = (sets.find(i - 1), sets.find(i));
             sets.union_roots(a, b);
         }
+        assert_eq!(sets.union(0, n as u32 - 1), None, "one set already");
         let root = sets.find(0);
         for i in 0..n as u32 {
             assert_eq!(sets.find(i), root);

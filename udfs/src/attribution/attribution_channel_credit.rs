@@ -1,0 +1,1080 @@
+//! `attribution_channel_credit(model, path, touch_ts, conversion_ts [, revenue [, parameter]])`:
+//! the rule-based credit of every channel, summed over the conversions of a group straight from
+//! the paths as lists.
+//!
+//! The list form `attribution_weights` gives one weight per touch, which a channel table then
+//! has to `unnest` next to the channels and group by the channel string: one row and one string
+//! hash per touch. This aggregate adds each touch's weight to its channel's slot instead: channel
+//! names are interned to small ids once per batch (once per distinct dictionary value for
+//! dictionary-encoded paths), so the per-touch work is the weight kernel and one addition.
+
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, ListArray, StringBuilder, StructArray,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type};
+use datafusion::common::{Result, ScalarValue, exec_err, internal_err, plan_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::{AggregateOrderSensitivity, format_state_name};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, Signature, Volatility,
+};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Literal;
+use datafusion_macros::user_doc;
+
+use crate::attribution::attribution_weights::{TimedPaths, coerce_timed_paths};
+use crate::attribution::paths_input::{ChannelDictionary, NULL_CHANNEL, UNATTRIBUTED};
+use crate::attribution::weights::{Micros, RuleModel, check_parameter_type};
+use crate::string_kernel::scalar_str;
+
+#[user_doc(
+    doc_section(label = "Attribution Functions"),
+    description = r#"Aggregate: the credit each channel earns under a rule-based model, summed over the conversions of a group, from paths already grouped into lists (one row per conversion) — the channel table of `attribution_weights` without unnesting the touches. Works with and without `GROUP BY` (e.g. per conversion date) and in parallel.
+
+The result is a list with one entry per channel, sorted by channel: `{channel, credit}`, or `{channel, credit, revenue}` when `revenue` is given; `unnest` it for a channel table. `credit` sums the weights of the channel's touches (conversions credited to it) and `revenue` the weights times each conversion's revenue. Models, parameters and rules are those of `attribution_weights`; for every model but `participation` the credits of a group sum to its number of conversions and the revenue credits to its revenue. A conversion with an empty path is credited to the channel `(unattributed)` (so it is never dropped); a NULL channel in a path keeps its credit under a NULL channel, listed last.
+
+Execution errors: a NULL path, touch list, conversion time or revenue (use an empty list for a conversion without touches, 0 for one without revenue), a negative or non-finite revenue, a channel named `(unattributed)`, and the errors of `attribution_weights` (lists of different lengths, a NULL touch time, touches not in time order, a touch after the conversion). An unknown model or a bad parameter is an error before any row is read."#,
+    syntax_example = "attribution_channel_credit(model, path, touch_ts, conversion_ts[, revenue[, parameter]])",
+    sql_example = r#"```sql
+> select c['channel'] as channel, c['credit'] as credit, c['revenue'] as revenue
+  from (select unnest(attribution_channel_credit('position_based', path, touch_ts, conversion_ts, revenue)) as c
+        from (values (['email', 'search', 'email'],
+                      [timestamp '2026-11-01 10:00:00', timestamp '2026-11-02 10:00:00', timestamp '2026-11-03 09:00:00'],
+                      timestamp '2026-11-03 10:00:00', 50.0),
+                     ([], [], timestamp '2026-11-04 10:00:00', 20.0))
+             as t(path, touch_ts, conversion_ts, revenue));
++----------------+--------+---------+
+| channel        | credit | revenue |
++----------------+--------+---------+
+| (unattributed) | 1.0    | 20.0    |
+| email          | 0.8    | 40.0    |
+| search         | 0.2    | 10.0    |
++----------------+--------+---------+
+```"#,
+    argument(
+        name = "model",
+        description = "String literal: the model name, as for `attribution_weight`."
+    ),
+    argument(
+        name = "path",
+        description = "The conversion's touches' channels in time order, a list (any list type) of strings (any string type); an empty list for a conversion without touches."
+    ),
+    argument(
+        name = "touch_ts",
+        description = "The touches' times in the same order, a list of timestamps (any unit and time zone) or dates."
+    ),
+    argument(
+        name = "conversion_ts",
+        description = "The conversion time; no touch may be after it."
+    ),
+    argument(
+        name = "revenue",
+        description = "Optional number: the conversion's revenue, credited like the conversion. `NULL` (the literal) for no revenue, to give a `parameter` alone."
+    ),
+    argument(
+        name = "parameter",
+        description = "Optional literal: the half-life of `time_decay` (`INTERVAL '3 days'` or a number of days, default 7 days) or the shares `'first,middle,last'` of `custom`."
+    ),
+    related_udf(name = "attribution_weights")
+)]
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct AttributionChannelCreditFunc {
+    signature: Signature,
+}
+
+impl Default for AttributionChannelCreditFunc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AttributionChannelCreditFunc {
+    pub fn new() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+const FUNCTION: &str = "attribution_channel_credit";
+const USAGE: &str =
+    "attribution_channel_credit(model, path, touch_ts, conversion_ts [, revenue [, parameter]])";
+const REVENUE_INDEX: usize = 4;
+const PARAMETER_INDEX: usize = 5;
+
+/// The fields of one entry of the result.
+fn credit_fields(with_revenue: bool) -> Fields {
+    let mut fields = vec![
+        Field::new("channel", DataType::Utf8, true),
+        Field::new("credit", DataType::Float64, false),
+    ];
+    if with_revenue {
+        fields.push(Field::new("revenue", DataType::Float64, false));
+    }
+    Fields::from(fields)
+}
+
+/// The type of the result (and of the partial state): a list of entries.
+fn credit_list_type(with_revenue: bool) -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(
+        DataType::Struct(credit_fields(with_revenue)),
+        false,
+    )))
+}
+
+/// Whether the (coerced) arguments include a revenue: a `NULL` literal stands for none.
+fn has_revenue(arg_types: &[DataType]) -> bool {
+    arg_types
+        .get(REVENUE_INDEX)
+        .is_some_and(|data_type| !data_type.is_null())
+}
+
+/// The value of a literal argument, after constant folding.
+fn literal(expr: &dyn PhysicalExpr) -> Option<&ScalarValue> {
+    expr.downcast_ref::<Literal>().map(Literal::value)
+}
+
+/// The model and its parameter from the literal arguments.
+fn model_of(exprs: &[Arc<dyn PhysicalExpr>]) -> Result<RuleModel> {
+    let Some(model) = exprs.first().and_then(|expr| literal(expr.as_ref())) else {
+        return plan_err!("{FUNCTION}: argument 'model' must be a string literal; usage: {USAGE}");
+    };
+    let Ok(Some(name)) = scalar_str(FUNCTION, model) else {
+        return plan_err!(
+            "{FUNCTION}: argument 'model' must be a non-NULL string literal, got {model}"
+        );
+    };
+    let parameter = match exprs.get(PARAMETER_INDEX) {
+        None => None,
+        Some(expr) => match literal(expr.as_ref()) {
+            Some(value) => Some(value),
+            None => return plan_err!("{FUNCTION}: the model parameter must be a literal"),
+        },
+    };
+    RuleModel::parse(FUNCTION, name, parameter)
+}
+
+impl AggregateUDFImpl for AttributionChannelCreditFunc {
+    fn name(&self) -> &str {
+        FUNCTION
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let (mut types, rest) = coerce_timed_paths(FUNCTION, USAGE, arg_types, 2, "path")?;
+        if let Some(revenue) = rest.first() {
+            types.push(match revenue {
+                DataType::Null => DataType::Null,
+                number if number.is_numeric() => DataType::Float64,
+                other => {
+                    return plan_err!(
+                        "{FUNCTION}: argument 'revenue' must be a number (the conversion's revenue) or the literal NULL for none, got {other}"
+                    );
+                }
+            });
+        }
+        if let Some(parameter) = rest.get(1) {
+            check_parameter_type(FUNCTION, parameter)?;
+            types.push(parameter.clone());
+        }
+        Ok(types)
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(credit_list_type(has_revenue(arg_types)))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        // The partial state is the partial result: channels with their summed credit.
+        Ok(vec![Arc::new(Field::new(
+            format_state_name(args.name, "credit"),
+            args.return_field.data_type().clone(),
+            true,
+        ))])
+    }
+
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        AggregateOrderSensitivity::Insensitive
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let model = model_of(args.exprs)?;
+        let arg_types: Vec<DataType> = args
+            .expr_fields
+            .iter()
+            .map(|field| field.data_type().clone())
+            .collect();
+        let with_revenue = has_revenue(&arg_types);
+        if args.return_field.data_type() != &credit_list_type(with_revenue) {
+            return internal_err!(
+                "{FUNCTION}: return type {} does not match the arguments",
+                args.return_field.data_type()
+            );
+        }
+        Ok(Box::new(ChannelCreditAccumulator::new(model, with_revenue)))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}
+
+/// The `attribution_channel_credit` function, shared by every registration.
+pub fn attribution_channel_credit_udaf() -> Arc<AggregateUDF> {
+    static INSTANCE: LazyLock<Arc<AggregateUDF>> =
+        LazyLock::new(|| Arc::new(AggregateUDF::from(AttributionChannelCreditFunc::new())));
+    Arc::clone(&INSTANCE)
+}
+
+/// The summed credit of one channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Credit {
+    credit: f64,
+    revenue: f64,
+}
+
+impl Credit {
+    fn add(&mut self, credit: f64, revenue: f64) {
+        self.credit += credit;
+        self.revenue += revenue;
+    }
+}
+
+#[derive(Debug)]
+struct ChannelCreditAccumulator {
+    model: RuleModel,
+    with_revenue: bool,
+    /// Channel names to ids; `(unattributed)` is refused as a name, it is [`Self::unattributed`].
+    channels: ChannelDictionary,
+    /// The credit of channel id `i`.
+    credits: Vec<Credit>,
+    /// Touches with a NULL channel.
+    null_channel: Option<Credit>,
+    /// Conversions with an empty path.
+    unattributed: Option<Credit>,
+    /// Scratch: the channel id of each list value of a batch.
+    ids: Vec<u32>,
+}
+
+impl ChannelCreditAccumulator {
+    fn new(model: RuleModel, with_revenue: bool) -> Self {
+        Self {
+            model,
+            with_revenue,
+            channels: ChannelDictionary::new(&[UNATTRIBUTED]),
+            credits: Vec::new(),
+            null_channel: None,
+            unattributed: None,
+            ids: Vec::new(),
+        }
+    }
+
+    /// The slot of channel `name` (`None` for a NULL channel).
+    fn slot(&mut self, name: Option<&str>) -> Result<&mut Credit> {
+        Ok(match name {
+            None => self.null_channel.get_or_insert_default(),
+            Some(UNATTRIBUTED) => self.unattributed.get_or_insert_default(),
+            Some(name) => {
+                let id = self.channels.intern(FUNCTION, name)? as usize;
+                if id >= self.credits.len() {
+                    self.credits.resize(id + 1, Credit::default());
+                }
+                &mut self.credits[id]
+            }
+        })
+    }
+
+    /// The channels and their credit as a one-row list, sorted by channel, NULL last.
+    fn credit_list(&self) -> Result<ScalarValue> {
+        let names = self.channels.names();
+        let mut rows: Vec<(Option<&str>, Credit)> = names
+            .iter()
+            .enumerate()
+            .map(|(id, name)| {
+                let credit = self.credits.get(id).copied().unwrap_or_default();
+                (Some(name.as_str()), credit)
+            })
+            .chain(self.unattributed.map(|credit| (Some(UNATTRIBUTED), credit)))
+            .collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        rows.extend(self.null_channel.map(|credit| (None, credit)));
+
+        let mut channel = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+        for (name, _) in &rows {
+            channel.append_option(*name);
+        }
+        let credit: Float64Array = rows.iter().map(|(_, c)| Some(c.credit)).collect();
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(channel.finish()), Arc::new(credit)];
+        if self.with_revenue {
+            let revenue: Float64Array = rows.iter().map(|(_, c)| Some(c.revenue)).collect();
+            columns.push(Arc::new(revenue));
+        }
+        let fields = credit_fields(self.with_revenue);
+        let entries = StructArray::try_new(fields.clone(), columns, None)?;
+        let list = ListArray::try_new(
+            Arc::new(Field::new_list_field(DataType::Struct(fields), false)),
+            OffsetBuffer::from_lengths([rows.len()]),
+            Arc::new(entries),
+            None,
+        )?;
+        Ok(ScalarValue::List(Arc::new(list)))
+    }
+}
+
+/// The revenue of the conversion on `row`: a finite number ≥ 0.
+fn conversion_revenue(revenue: &Float64Array, paths: &TimedPaths, row: usize) -> Result<f64> {
+    let at = || paths.conversion_micros(row).map(Micros);
+    if revenue.is_null(row) {
+        return match at() {
+            Some(at) => exec_err!(
+                "{FUNCTION}: argument 'revenue' is NULL for the conversion at {at}; use 0 for a conversion without revenue"
+            ),
+            None => exec_err!("{FUNCTION}: argument 'revenue' is NULL"),
+        };
+    }
+    let value = revenue.value(row);
+    if value.is_finite() && value >= 0.0 {
+        return Ok(value);
+    }
+    match at() {
+        Some(at) => exec_err!(
+            "{FUNCTION}: argument 'revenue' must be a finite number >= 0, got {value} for the conversion at {at}"
+        ),
+        None => {
+            exec_err!("{FUNCTION}: argument 'revenue' must be a finite number >= 0, got {value}")
+        }
+    }
+}
+
+/// The error for a row whose path, touch times or conversion time is NULL.
+fn null_row_error(paths: &TimedPaths, row: usize) -> Result<()> {
+    let (argument, hint) = if paths.paths().channel_range(row).is_none() {
+        (
+            "path",
+            "use an empty list for a conversion without touches (credited to '(unattributed)'), or filter the row out",
+        )
+    } else if paths.touch_is_null(row) {
+        (
+            "touch_ts",
+            "give the touch times of the path (an empty list for an empty path)",
+        )
+    } else {
+        ("conversion_ts", "every conversion needs its time")
+    };
+    exec_err!("{FUNCTION}: argument '{argument}' is NULL for a conversion; {hint}")
+}
+
+impl Accumulator for ChannelCreditAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let [_, path, touch, conversion, rest @ ..] = values else {
+            return internal_err!("{FUNCTION}: expected at least 4 argument columns");
+        };
+        let revenue = match rest.first() {
+            Some(column) if self.with_revenue => match column.as_primitive_opt::<Float64Type>() {
+                Some(revenue) => Some(revenue),
+                None => {
+                    return internal_err!(
+                        "{FUNCTION}: revenue must be Float64 after coercion, got {}",
+                        column.data_type()
+                    );
+                }
+            },
+            _ => None,
+        };
+        let timed = TimedPaths::try_new(FUNCTION, path, touch, conversion)?;
+        let paths = timed.paths();
+        self.channels
+            .map_channels(FUNCTION, &paths, &mut self.ids)?;
+        self.credits
+            .resize(self.channels.names().len(), Credit::default());
+        let first = paths.channels_used().start;
+        let Self {
+            model,
+            credits,
+            null_channel,
+            unattributed,
+            ids,
+            ..
+        } = self;
+        timed.for_each_row(model, |row, weighted| {
+            let Some((range, weights)) = weighted else {
+                return null_row_error(&timed, row);
+            };
+            let revenue = match revenue {
+                Some(revenue) => conversion_revenue(revenue, &timed, row)?,
+                None => 0.0,
+            };
+            if weights.is_empty() {
+                unattributed.get_or_insert_default().add(1.0, revenue);
+                return Ok(());
+            }
+            let touch_ids = &ids[range.start - first..range.end - first];
+            for (&id, &weight) in touch_ids.iter().zip(weights) {
+                let slot = if id == NULL_CHANNEL {
+                    null_channel.get_or_insert_default()
+                } else {
+                    &mut credits[id as usize]
+                };
+                slot.add(weight, weight * revenue);
+            }
+            Ok(())
+        })
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let [state] = states else {
+            return internal_err!(
+                "{FUNCTION}: expected one state column, got {}",
+                states.len()
+            );
+        };
+        let Some(lists) = state.as_list_opt::<i32>() else {
+            return internal_err!("{FUNCTION}: unexpected state type {}", state.data_type());
+        };
+        let entries = lists.values().as_struct();
+        let (Some(names), Some(credits)) = (
+            entries.column(0).as_string_opt::<i32>(),
+            entries.column(1).as_primitive_opt::<Float64Type>(),
+        ) else {
+            return internal_err!(
+                "{FUNCTION}: unexpected state entries {}",
+                entries.data_type()
+            );
+        };
+        let revenues = match entries.columns().get(2) {
+            Some(column) => column.as_primitive_opt::<Float64Type>(),
+            None => None,
+        };
+        let offsets = lists.value_offsets();
+        for row in 0..lists.len() {
+            if lists.is_null(row) {
+                continue;
+            }
+            for index in offsets[row] as usize..offsets[row + 1] as usize {
+                let name = names.is_valid(index).then(|| names.value(index));
+                let revenue = revenues.map_or(0.0, |revenues| revenues.value(index));
+                self.slot(name)?.add(credits.value(index), revenue);
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.credit_list()?])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.credit_list()
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self)
+            + self.channels.bytes()
+            + self.credits.capacity() * size_of::<Credit>()
+            + self.ids.capacity() * size_of::<u32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::attribution::attribution_weights::AttributionWeightsFunc;
+    use crate::attribution::channel_paths::DecodedPaths;
+    use crate::attribution::test_paths::{
+        TestPath, invoke_path_function, path, path_array_in_every_encoding,
+    };
+    use crate::test_harness::literal;
+    use datafusion::arrow::array::{ListArray, TimestampMicrosecondArray, new_null_array};
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::{Schema, TimeUnit, TimestampMicrosecondType};
+    use datafusion::logical_expr::ColumnarValue;
+    use datafusion::physical_expr::expressions::Column;
+
+    const DAY: i64 = 86_400_000_000;
+
+    /// One channel of a result: name, credit, revenue credit (`None` without revenue).
+    type Row = (Option<String>, f64, Option<f64>);
+
+    /// The input columns of a batch: path, touch_ts, conversion_ts and optionally revenue.
+    struct Batch {
+        path: ArrayRef,
+        touch: ArrayRef,
+        conversion: ArrayRef,
+        revenue: Option<ArrayRef>,
+    }
+
+    impl Batch {
+        /// `touch_days[i]` are the touch times of row `i` in days (NULL list for `None`);
+        /// conversions at day 30.
+        fn new(
+            path: ArrayRef,
+            touch_days: &[Option<Vec<i64>>],
+            revenue: Option<Vec<Option<f64>>>,
+        ) -> Self {
+            let touch = ListArray::from_iter_primitive::<TimestampMicrosecondType, _, _>(
+                touch_days.iter().map(|days| {
+                    days.as_ref()
+                        .map(|d| d.iter().map(|d| Some(d * DAY)).collect::<Vec<_>>())
+                }),
+            );
+            let conversion = TimestampMicrosecondArray::from(vec![30 * DAY; touch_days.len()]);
+            Self {
+                path,
+                touch: Arc::new(touch),
+                conversion: Arc::new(conversion),
+                revenue: revenue.map(|r| Arc::new(Float64Array::from(r)) as ArrayRef),
+            }
+        }
+
+        fn arg_types(&self, parameter: Option<&ScalarValue>) -> Vec<DataType> {
+            let mut types = vec![
+                DataType::Utf8,
+                self.path.data_type().clone(),
+                self.touch.data_type().clone(),
+                self.conversion.data_type().clone(),
+            ];
+            match (&self.revenue, parameter) {
+                (Some(revenue), _) => types.push(revenue.data_type().clone()),
+                (None, Some(_)) => types.push(DataType::Null),
+                (None, None) => {}
+            }
+            types.extend(parameter.map(ScalarValue::data_type));
+            types
+        }
+
+        /// The argument columns as the planner passes them (coerced).
+        fn values(&self, coerced: &[DataType]) -> Vec<ArrayRef> {
+            let rows = self.path.len();
+            let mut values = vec![
+                new_null_array(&DataType::Utf8, rows),
+                Arc::clone(&self.path),
+                Arc::clone(&self.touch),
+                Arc::clone(&self.conversion),
+            ];
+            if let Some(revenue_type) = coerced.get(REVENUE_INDEX) {
+                values.push(match &self.revenue {
+                    Some(revenue) => cast(revenue, revenue_type).unwrap(),
+                    None => new_null_array(&DataType::Null, rows),
+                });
+            }
+            values
+        }
+
+        fn slice(&self, offset: usize, length: usize) -> Self {
+            Self {
+                path: self.path.slice(offset, length),
+                touch: self.touch.slice(offset, length),
+                conversion: self.conversion.slice(offset, length),
+                revenue: self.revenue.as_ref().map(|r| r.slice(offset, length)),
+            }
+        }
+    }
+
+    /// An accumulator made the way the physical planner makes it.
+    fn accumulator(
+        model: &str,
+        parameter: Option<&ScalarValue>,
+        arg_types: &[DataType],
+    ) -> Result<(Box<dyn Accumulator>, Vec<DataType>)> {
+        let function = AttributionChannelCreditFunc::new();
+        let coerced = function.coerce_types(arg_types)?;
+        let return_type = function.return_type(&coerced)?;
+        let mut exprs: Vec<Arc<dyn PhysicalExpr>> =
+            vec![Arc::new(Literal::new(ScalarValue::from(model)))];
+        for index in 1..coerced.len() {
+            exprs.push(match (index, parameter) {
+                (PARAMETER_INDEX, Some(value)) => Arc::new(Literal::new(value.clone())),
+                _ => Arc::new(Column::new("column", index)),
+            });
+        }
+        let expr_fields: Vec<FieldRef> = coerced
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Arc::new(Field::new(format!("a{i}"), t.clone(), true)))
+            .collect();
+        let schema = Schema::empty();
+        let accumulator = function.accumulator(AccumulatorArgs {
+            return_field: Arc::new(Field::new(FUNCTION, return_type, true)),
+            schema: &schema,
+            ignore_nulls: false,
+            order_bys: &[],
+            is_reversed: false,
+            name: FUNCTION,
+            is_distinct: false,
+            exprs: &exprs,
+            expr_fields: &expr_fields,
+        })?;
+        Ok((accumulator, coerced))
+    }
+
+    fn rows_of(result: &ScalarValue) -> Vec<Row> {
+        let ScalarValue::List(list) = result else {
+            panic!("expected a list, got {result:?}")
+        };
+        assert_eq!(list.len(), 1);
+        let entries = list.value(0);
+        let entries = entries.as_struct();
+        let names = entries.column(0).as_string::<i32>();
+        let credits = entries.column(1).as_primitive::<Float64Type>();
+        let revenues = entries
+            .columns()
+            .get(2)
+            .map(|c| c.as_primitive::<Float64Type>());
+        (0..entries.len())
+            .map(|i| {
+                (
+                    names.is_valid(i).then(|| names.value(i).to_string()),
+                    credits.value(i),
+                    revenues.map(|r| r.value(i)),
+                )
+            })
+            .collect()
+    }
+
+    /// The credit of `batches` in one accumulator.
+    fn credit(model: &str, parameter: Option<&ScalarValue>, batches: &[Batch]) -> Result<Vec<Row>> {
+        let (mut accumulator, coerced) =
+            accumulator(model, parameter, &batches[0].arg_types(parameter))?;
+        for batch in batches {
+            accumulator.update_batch(&batch.values(&coerced))?;
+        }
+        Ok(rows_of(&accumulator.evaluate()?))
+    }
+
+    /// The credit of `batch` as partial aggregates of `parts` slices merged into a final one,
+    /// the way `target_partitions > 1` runs it.
+    fn credit_in_parts(
+        model: &str,
+        parameter: Option<&ScalarValue>,
+        batch: &Batch,
+        parts: usize,
+    ) -> Vec<Row> {
+        let arg_types = batch.arg_types(parameter);
+        let rows = batch.path.len();
+        let mut states: Vec<ArrayRef> = vec![];
+        for part in 0..parts {
+            let (start, end) = (rows * part / parts, rows * (part + 1) / parts);
+            let (mut partial, coerced) = accumulator(model, parameter, &arg_types).unwrap();
+            partial
+                .update_batch(&batch.slice(start, end - start).values(&coerced))
+                .unwrap();
+            let [state] = partial.state().unwrap().try_into().unwrap();
+            states.push(state.to_array().unwrap());
+        }
+        let (mut merged, _) = accumulator(model, parameter, &arg_types).unwrap();
+        for state in states {
+            merged.merge_batch(&[state]).unwrap();
+        }
+        rows_of(&merged.evaluate().unwrap())
+    }
+
+    /// The credit the unnest form computes: `attribution_weights` per row, summed by channel.
+    fn unnest_form(model: &str, parameter: Option<&ScalarValue>, batch: &Batch) -> Vec<Row> {
+        let mut args = vec![
+            literal(model),
+            ColumnarValue::Array(Arc::clone(&batch.path)),
+            ColumnarValue::Array(Arc::clone(&batch.touch)),
+            ColumnarValue::Array(Arc::clone(&batch.conversion)),
+        ];
+        args.extend(parameter.map(|p| ColumnarValue::Scalar(p.clone())));
+        let weights = invoke_path_function(&AttributionWeightsFunc::new(), args)
+            .to_array(batch.path.len())
+            .unwrap();
+        let weights = weights.as_list::<i32>();
+        let decoded = DecodedPaths::try_new("test", &batch.path).unwrap();
+        let paths = decoded.column();
+        let revenue = batch
+            .revenue
+            .as_ref()
+            .map(|r| r.as_primitive::<Float64Type>());
+        let mut sums: BTreeMap<(bool, Option<String>), (f64, f64)> = BTreeMap::new();
+        let mut channels = vec![];
+        for row in 0..batch.path.len() {
+            paths.read(row, &mut channels);
+            let conversion_revenue = revenue.map_or(0.0, |r| r.value(row));
+            let row_weights = weights.value(row);
+            let row_weights = row_weights.as_primitive::<Float64Type>();
+            if channels.is_empty() {
+                let sum = sums.entry((false, Some(UNATTRIBUTED.into()))).or_default();
+                sum.0 += 1.0;
+                sum.1 += conversion_revenue;
+            }
+            for (channel, &weight) in channels.iter().zip(row_weights.values()) {
+                // NULL channels sort last
+                let sum = sums
+                    .entry((channel.is_none(), channel.map(str::to_string)))
+                    .or_default();
+                sum.0 += weight;
+                sum.1 += weight * conversion_revenue;
+            }
+        }
+        sums.into_iter()
+            .map(|((_, name), (credit, revenue))| {
+                (name, credit, batch.revenue.is_some().then_some(revenue))
+            })
+            .collect()
+    }
+
+    fn assert_close(actual: &[Row], expected: &[Row], context: &str) {
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+        assert_eq!(
+            actual.len(),
+            expected.len(),
+            "{context}: {actual:?} vs {expected:?}"
+        );
+        for (a, e) in actual.iter().zip(expected) {
+            assert!(
+                a.0 == e.0
+                    && close(a.1, e.1)
+                    && a.2.is_some() == e.2.is_some()
+                    && close(a.2.unwrap_or(0.0), e.2.unwrap_or(0.0)),
+                "{context}: {actual:?} vs {expected:?}"
+            );
+        }
+    }
+
+    fn owned(rows: &[(Option<&str>, f64, Option<f64>)]) -> Vec<Row> {
+        rows.iter()
+            .map(|(n, c, r)| (n.map(str::to_string), *c, *r))
+            .collect()
+    }
+
+    #[test]
+    fn credits_channels_in_every_path_encoding() -> Result<()> {
+        let paths: Vec<TestPath<'_>> = vec![
+            path("email > Direct > direct"),
+            Some(vec![]),
+            Some(vec![Some("direct"), None]),
+            path("search > email"),
+        ];
+        let touches = [
+            Some(vec![1, 2, 3]),
+            Some(vec![]),
+            Some(vec![1, 2]),
+            Some(vec![5, 6]),
+        ];
+        let revenue = Some(vec![Some(10.0), Some(4.0), Some(3.0), Some(2.0)]);
+        for array in path_array_in_every_encoding(&paths) {
+            let data_type = array.data_type().clone();
+            let batch = Batch::new(array, &touches, revenue.clone());
+            assert_eq!(
+                credit("last_non_direct", None, std::slice::from_ref(&batch))?,
+                owned(&[
+                    (Some("(unattributed)"), 1.0, Some(4.0)),
+                    (Some("Direct"), 0.0, Some(0.0)),
+                    (Some("direct"), 0.0, Some(0.0)),
+                    (Some("email"), 2.0, Some(12.0)),
+                    (Some("search"), 0.0, Some(0.0)),
+                    (None, 1.0, Some(3.0)),
+                ]),
+                "{data_type}"
+            );
+            let linear = credit("linear", None, std::slice::from_ref(&batch))?;
+            assert_close(
+                &linear,
+                &unnest_form("linear", None, &batch),
+                &data_type.to_string(),
+            );
+            let no_revenue = Batch {
+                revenue: None,
+                ..batch
+            };
+            assert_eq!(
+                credit("first_touch", None, &[no_revenue])?,
+                owned(&[
+                    (Some("(unattributed)"), 1.0, None),
+                    (Some("Direct"), 0.0, None),
+                    (Some("direct"), 1.0, None),
+                    (Some("email"), 1.0, None),
+                    (Some("search"), 1.0, None),
+                    (None, 0.0, None),
+                ]),
+                "{data_type}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn no_rows_give_an_empty_list_and_batches_add_up() -> Result<()> {
+        let (mut accumulator, _) = accumulator(
+            "linear",
+            None,
+            &[
+                DataType::Utf8,
+                DataType::new_list(DataType::Utf8View, true),
+                DataType::new_list(DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+                DataType::Date32,
+            ],
+        )?;
+        assert_eq!(rows_of(&accumulator.evaluate()?), vec![]);
+        let batch = |text: &str| {
+            let array = path_array_in_every_encoding(&[path(text)]).remove(0);
+            Batch::new(array, &[Some(vec![1, 2])], Some(vec![Some(6.0)]))
+        };
+        assert_eq!(
+            credit("linear", None, &[batch("a > b"), batch("b > c")])?,
+            owned(&[
+                (Some("a"), 0.5, Some(3.0)),
+                (Some("b"), 1.0, Some(6.0)),
+                (Some("c"), 0.5, Some(3.0)),
+            ])
+        );
+        Ok(())
+    }
+
+    /// SplitMix64: a seeded generator, so a failure reproduces.
+    struct SplitMix64(u64);
+
+    impl SplitMix64 {
+        fn below(&mut self, bound: u64) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) % bound
+        }
+    }
+
+    /// Conversions as columns: paths, touch days, revenue.
+    type Conversions = (
+        Vec<TestPath<'static>>,
+        Vec<Option<Vec<i64>>>,
+        Vec<Option<f64>>,
+    );
+
+    /// Random conversions: paths of 0 to 30 touches over a few channels (some direct, some
+    /// NULL), with revenue.
+    fn random_batch(seed: u64, rows: usize) -> Conversions {
+        const CHANNELS: [Option<&str>; 7] = [
+            Some("direct"),
+            Some("email"),
+            Some("paid_search"),
+            Some("(direct)"),
+            Some("store_visit"),
+            Some("a channel name longer than sixteen bytes"),
+            None,
+        ];
+        let mut random = SplitMix64(seed);
+        let mut paths = vec![];
+        let mut touches = vec![];
+        let mut revenue = vec![];
+        for _ in 0..rows {
+            let n = random.below(31) as usize;
+            paths.push(Some(
+                (0..n)
+                    .map(|_| CHANNELS[random.below(CHANNELS.len() as u64) as usize])
+                    .collect(),
+            ));
+            let mut days: Vec<i64> = (0..n).map(|_| random.below(30) as i64).collect();
+            days.sort_unstable();
+            touches.push(Some(days));
+            revenue.push(Some(random.below(10_000) as f64 / 7.0));
+        }
+        (paths, touches, revenue)
+    }
+
+    fn every_model() -> Vec<(&'static str, Option<ScalarValue>)> {
+        vec![
+            ("first_touch", None),
+            ("last_touch", None),
+            ("last_non_direct", None),
+            ("linear", None),
+            ("position_based", None),
+            ("j_shaped", None),
+            ("inverse_j", None),
+            ("time_decay", None),
+            ("time_decay", Some(ScalarValue::Int64(Some(2)))),
+            ("custom", Some(ScalarValue::from("0.1,0.3,0.6"))),
+            ("participation", None),
+        ]
+    }
+
+    #[test]
+    fn equals_the_unnest_form_and_reconciles_on_random_data_in_parallel() {
+        let (paths, touches, revenue) = random_batch(20_261_122, 2_000);
+        let total_revenue: f64 = revenue.iter().flatten().sum();
+        // The first and a dictionary encoding (every encoding is read by the same decoder).
+        let encodings = path_array_in_every_encoding(&paths);
+        for array in [&encodings[0], &encodings[7]] {
+            let batch = Batch::new(Arc::clone(array), &touches, Some(revenue.clone()));
+            for (model, parameter) in every_model() {
+                let context = format!("{model} over {}", array.data_type());
+                let expected = unnest_form(model, parameter.as_ref(), &batch);
+                let single =
+                    credit(model, parameter.as_ref(), std::slice::from_ref(&batch)).unwrap();
+                assert_close(&single, &expected, &context);
+                for parts in [2, 3, 7] {
+                    let merged = credit_in_parts(model, parameter.as_ref(), &batch, parts);
+                    assert_close(
+                        &merged,
+                        &expected,
+                        &format!("{context}, {parts} partitions"),
+                    );
+                }
+                if model != "participation" {
+                    let credit: f64 = single.iter().map(|r| r.1).sum();
+                    let revenue: f64 = single.iter().filter_map(|r| r.2).sum();
+                    assert!(
+                        (credit - paths.len() as f64).abs() < 1e-9,
+                        "{context}: {credit}"
+                    );
+                    assert!(
+                        (revenue - total_revenue).abs() < 1e-9 * total_revenue,
+                        "{context}: {revenue} vs {total_revenue}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_rows_are_errors_naming_the_argument() {
+        let run =
+            |paths: &[TestPath<'_>], touches: &[Option<Vec<i64>>], revenue: Vec<Option<f64>>| {
+                let array = path_array_in_every_encoding(paths).remove(0);
+                credit("linear", None, &[Batch::new(array, touches, Some(revenue))])
+                    .unwrap_err()
+                    .to_string()
+            };
+        let err = run(&[None], &[Some(vec![])], vec![Some(1.0)]);
+        assert!(
+            err.contains("attribution_channel_credit: argument 'path' is NULL for a conversion; use an empty list"),
+            "{err}"
+        );
+        let err = run(&[path("a")], &[None], vec![Some(1.0)]);
+        assert!(err.contains("argument 'touch_ts' is NULL"), "{err}");
+        let err = run(&[path("a")], &[Some(vec![1])], vec![None]);
+        assert!(
+            err.contains(
+                "argument 'revenue' is NULL for the conversion at 1970-01-31 00:00:00; use 0"
+            ),
+            "{err}"
+        );
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            let err = run(&[Some(vec![])], &[Some(vec![])], vec![Some(bad)]);
+            assert!(
+                err.contains(&format!(
+                    "argument 'revenue' must be a finite number >= 0, got {bad}"
+                )),
+                "{err}"
+            );
+        }
+        let err = run(
+            &[path("a > (unattributed)")],
+            &[Some(vec![1, 2])],
+            vec![Some(1.0)],
+        );
+        assert!(
+            err.contains("'(unattributed)' cannot be a channel name"),
+            "{err}"
+        );
+        let err = run(&[path("a > b")], &[Some(vec![1, 31])], vec![Some(1.0)]);
+        assert!(
+            err.contains("attribution_channel_credit: touch 2 of 2 at 1970-02-01 00:00:00 is after its conversion"),
+            "{err}"
+        );
+        let err = run(&[path("a > b")], &[Some(vec![1])], vec![Some(1.0)]);
+        assert!(
+            err.contains("a path has 2 channels but 1 touch times"),
+            "{err}"
+        );
+
+        let batch = Batch::new(
+            path_array_in_every_encoding(&[path("a")]).remove(0),
+            &[Some(vec![1])],
+            None,
+        );
+        let (mut accumulator, coerced) =
+            accumulator("linear", None, &batch.arg_types(None)).unwrap();
+        let mut values = batch.values(&coerced);
+        values[3] = Arc::new(TimestampMicrosecondArray::from(vec![None]));
+        let err = accumulator.update_batch(&values).unwrap_err().to_string();
+        assert!(err.contains("argument 'conversion_ts' is NULL"), "{err}");
+    }
+
+    #[test]
+    fn bad_arguments_are_planning_errors() {
+        let types = |extra: &[DataType]| {
+            let mut types = vec![
+                DataType::Utf8,
+                DataType::new_list(DataType::Utf8, true),
+                DataType::new_list(DataType::Timestamp(TimeUnit::Microsecond, None), true),
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+            ];
+            types.extend_from_slice(extra);
+            types
+        };
+        let error = |model: &str, parameter: Option<ScalarValue>, arg_types: Vec<DataType>| {
+            accumulator(model, parameter.as_ref(), &arg_types)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        let err = error("u_shaped", None, types(&[]));
+        assert!(
+            err.contains("attribution_channel_credit: unknown attribution model 'u_shaped'; valid models: first_touch,"),
+            "{err}"
+        );
+        let err = error("linear", None, types(&[DataType::Utf8]));
+        assert!(err.contains("argument 'revenue' must be a number"), "{err}");
+        let err = error(
+            "linear",
+            Some(ScalarValue::Int64(Some(3))),
+            types(&[DataType::Float64, DataType::Int64]),
+        );
+        assert!(err.contains("model 'linear' takes no parameter"), "{err}");
+        let err = error(
+            "linear",
+            None,
+            types(&[DataType::Float64, DataType::Int64, DataType::Int64]),
+        );
+        assert!(err.contains("expected 4 to 6 arguments, got 7"), "{err}");
+        let err = error("linear", None, vec![DataType::Utf8, DataType::Utf8]);
+        assert!(err.contains("expected 4 to 6 arguments, got 2"), "{err}");
+        let err = error(
+            "linear",
+            None,
+            vec![
+                DataType::Utf8,
+                DataType::Utf8,
+                DataType::new_list(DataType::Date32, true),
+                DataType::Date32,
+            ],
+        );
+        assert!(
+            err.contains("argument 'path' must be a list of channel names"),
+            "{err}"
+        );
+
+        // A model that is not a literal.
+        let function = AttributionChannelCreditFunc::new();
+        let exprs: Vec<Arc<dyn PhysicalExpr>> = (0..4)
+            .map(|i| Arc::new(Column::new("c", i)) as Arc<dyn PhysicalExpr>)
+            .collect();
+        let err = model_of(&exprs).unwrap_err().to_string();
+        assert!(
+            err.contains("argument 'model' must be a string literal"),
+            "{err}"
+        );
+        // a half-life given alone, with a NULL revenue
+        let (_, coerced) = accumulator(
+            "time_decay",
+            Some(&ScalarValue::Int64(Some(3))),
+            &types(&[DataType::Null, DataType::Int64]),
+        )
+        .unwrap();
+        assert_eq!(
+            function.return_type(&coerced).unwrap(),
+            credit_list_type(false)
+        );
+    }
+}
