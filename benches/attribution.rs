@@ -154,13 +154,24 @@ fn run() -> BenchResult<()> {
     let python = bench_python()?;
     println!("attribution, {}", common::report::machine());
     if options.markov {
-        let path = cached("journeys", options.journeys, journeys::write_journeys)?;
+        let path = cached(
+            "journeys",
+            journeys::GENERATOR_VERSION,
+            options.journeys,
+            journeys::write_journeys,
+        )?;
         let aggregated = aggregated_paths(&path)?;
         markov_and_heuristics(&options, &python, &path, &aggregated)?;
     }
     if options.rule_models {
-        let touches = cached("touches", options.touches, journeys::write_touches)?;
-        let lists = cached("touch-lists", options.touches, journeys::write_touch_lists)?;
+        let version = journeys::TOUCHES_VERSION;
+        let touches = cached("touches", version, options.touches, journeys::write_touches)?;
+        let lists = cached(
+            "touch-lists",
+            version,
+            options.touches,
+            journeys::write_touch_lists,
+        )?;
         rule_models(&options, &python, &touches, &lists)?;
     }
     Ok(())
@@ -201,13 +212,11 @@ fn aggregated_paths(journeys: &Path) -> BenchResult<PathBuf> {
 /// The cached data file `<name>-v<version>-<rows>.parquet`, generated if missing.
 fn cached(
     name: &str,
+    version: u32,
     rows: usize,
     write: fn(&Path, usize) -> BenchResult<()>,
 ) -> BenchResult<PathBuf> {
-    let path = measure::data_dir("attribution")?.join(format!(
-        "{name}-v{}-{rows}.parquet",
-        journeys::GENERATOR_VERSION
-    ));
+    let path = measure::data_dir("attribution")?.join(format!("{name}-v{version}-{rows}.parquet"));
     if !path.exists() {
         let started = Instant::now();
         eprintln!(
@@ -645,7 +654,7 @@ fn rule_models(
     }
     println!();
     println!(
-        "Rule models: credit per channel summed over all conversions of {} touches; window form: both engines read the same touches Parquet (one row per touch); list form: both read the same touches grouped into one row per conversion (path and touch_ts lists, written once, untimed)",
+        "Rule models: credit per channel summed over all conversions of {} touches; window form: both engines read the same touches Parquet (one row per touch); list form: both read the same touches grouped into one row per conversion (path and touch_ts lists, channels dictionary-encoded, written once, untimed); only time_decay reads the times there, the other models read only path (attribution_channel_credit without touch_ts and conversion_ts)",
         count(options.touches as u64)
     );
     println!("{}", table.render());
@@ -755,10 +764,17 @@ fn child(args: &[String]) -> BenchResult<()> {
         [case, path, model, warmup, runs] if case == "rule-list" => {
             // The channel table straight from the lists: the aggregate sums each path's weights
             // per channel, so no row per touch is ever made (the unnest form of
-            // `attribution_weights` makes 50 M and groups them by the channel string).
+            // `attribution_weights` makes 50 M and groups them by the channel string). Only
+            // time_decay reads the times; the other models use the form without them, which
+            // reads only `path`, as DuckDB's SQL for them does.
+            let times = if model == "time_decay" {
+                ", touch_ts, conversion_ts"
+            } else {
+                ""
+            };
             let sql = format!(
                 "SELECT c['channel'] AS channel, c['credit'] AS credit FROM (SELECT \
-                 unnest(attribution_channel_credit('{model}', path, touch_ts, conversion_ts)) AS c \
+                 unnest(attribution_channel_credit('{model}', path{times})) AS c \
                  FROM touch_lists)"
             );
             let (seconds, batches) = run(sql, "touch_lists", path, warmup, runs)?;

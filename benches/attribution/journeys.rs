@@ -23,9 +23,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     ArrayRef, Float64Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    StringDictionaryBuilder, TimestampMicrosecondBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
@@ -35,6 +35,9 @@ use crate::common::random::Rng;
 
 /// Bump when the generated data changes, so that cached files are regenerated.
 pub const GENERATOR_VERSION: u32 = 1;
+/// The version of the rule models' touches and touch lists: 2 writes their channels
+/// dictionary-encoded in the Arrow schema too (the Parquet pages were dictionary pages already).
+pub const TOUCHES_VERSION: u32 = 2;
 const SEED: u64 = 4_042_026;
 const BATCH_ROWS: usize = 65_536;
 /// 2026-01-01 00:00:00 UTC, and the 120 days conversions span.
@@ -119,6 +122,14 @@ fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
+/// The channel type of the touch files: dictionary-encoded, as a warehouse export of a
+/// low-cardinality column is. The Arrow schema stored in the Parquet file makes readers that
+/// honour it (arrow-rs, so DataFusion) return dictionary arrays straight from the dictionary
+/// pages; readers that do not (DuckDB) see plain strings.
+fn channel_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
 /// Writes the batches `next_batch` returns (until `None`) to `path` through a `.partial` file, so
 /// that an interrupted run never leaves a file that looks complete.
 pub fn write_parquet(
@@ -144,17 +155,18 @@ pub fn write_parquet(
     Ok(())
 }
 
-/// The `path` and `touch_ts` list columns of the journeys and touch-list files.
-fn path_fields() -> [Field; 2] {
+/// The `path` (of `channel` items) and `touch_ts` list columns of the journeys and touch-list
+/// files.
+fn path_fields(channel: DataType) -> [Field; 2] {
     let list = |item: DataType| DataType::List(Arc::new(Field::new("item", item, true)));
     [
-        Field::new("path", list(DataType::Utf8), false),
+        Field::new("path", list(channel), false),
         Field::new("touch_ts", list(timestamp_type()), false),
     ]
 }
 
 pub fn journeys_schema() -> SchemaRef {
-    let [path, touch_ts] = path_fields();
+    let [path, touch_ts] = path_fields(DataType::Utf8);
     Arc::new(Schema::new(vec![
         Field::new("journey_id", DataType::Int64, false),
         path,
@@ -218,7 +230,7 @@ pub fn touches_schema() -> SchemaRef {
         Field::new("touch_id", DataType::Int64, false),
         Field::new("touch_ts", timestamp_type(), false),
         Field::new("conversion_ts", timestamp_type(), false),
-        Field::new("channel", DataType::Utf8, false),
+        Field::new("channel", channel_type(), false),
     ]))
 }
 
@@ -286,7 +298,7 @@ pub fn write_touches(path: &Path, count: usize) -> BenchResult<()> {
         let mut touch_ids = Int64Builder::new();
         let mut touch_ts = TimestampMicrosecondBuilder::new().with_timezone("UTC");
         let mut conversion_ts = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-        let mut channels = StringBuilder::new();
+        let mut channels = StringDictionaryBuilder::<Int32Type>::new();
         let mut rows = 0;
         while rows < BATCH_ROWS {
             let Some(conversion) = source.next_conversion() else {
@@ -315,7 +327,7 @@ pub fn write_touches(path: &Path, count: usize) -> BenchResult<()> {
 }
 
 pub fn touch_lists_schema() -> SchemaRef {
-    let [path, touch_ts] = path_fields();
+    let [path, touch_ts] = path_fields(channel_type());
     Arc::new(Schema::new(vec![
         Field::new("conversion_id", DataType::Int64, false),
         path,
@@ -335,7 +347,8 @@ pub fn write_touch_lists(path: &Path, count: usize) -> BenchResult<()> {
             return Ok(None);
         }
         let mut conversion_ids = Int64Builder::new();
-        let mut paths = ListBuilder::new(StringBuilder::new());
+        let mut paths = ListBuilder::new(StringDictionaryBuilder::<Int32Type>::new())
+            .with_field(Arc::new(Field::new("item", channel_type(), true)));
         let mut times = ListBuilder::new(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
             .with_field(Arc::new(Field::new("item", timestamp_type(), true)));
         let mut conversion_ts = TimestampMicrosecondBuilder::new().with_timezone("UTC");

@@ -364,6 +364,22 @@ pub trait QueryInputOperator: fmt::Debug + Send + Sync + 'static {
         projection: Option<Vec<usize>>,
         context: Arc<TaskContext>,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>>;
+    /// Whether the operator reads its input's partitions itself, all at once
+    /// ([`execute_partitions`](Self::execute_partitions)); otherwise the optimizer coalesces
+    /// them into the one stream [`execute`](Self::execute) reads.
+    fn reads_partitions(&self) -> bool {
+        false
+    }
+    /// Like [`execute`](Self::execute), over one stream per input partition; called only when
+    /// [`reads_partitions`](Self::reads_partitions).
+    fn execute_partitions(
+        self: Arc<Self>,
+        _inputs: Vec<SendableRecordBatchStream>,
+        _projection: Option<Vec<usize>>,
+        _context: Arc<TaskContext>,
+    ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+        internal_err!("{} reads one coalesced input", self.name())
+    }
 }
 
 /// The state of an operator that answers only once it has read its whole input (a churn summary,
@@ -529,9 +545,15 @@ impl<O: QueryInputOperator + ?Sized> ExecutionPlan for QueryInputExec<O> {
         Arc::clone(&self.schema)
     }
 
-    // The operator needs every row at once: the optimizer coalesces the input's partitions.
+    // The operator needs every row at once: the optimizer coalesces the input's partitions,
+    // unless the operator reads them itself.
     fn input_distribution_requirements(&self) -> InputDistributionRequirements {
-        InputDistributionRequirements::new(vec![Distribution::SinglePartition])
+        let distribution = if self.operator.reads_partitions() {
+            Distribution::UnspecifiedDistribution
+        } else {
+            Distribution::SinglePartition
+        };
+        InputDistributionRequirements::new(vec![distribution])
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -587,8 +609,17 @@ impl<O: QueryInputOperator + ?Sized> ExecutionPlan for QueryInputExec<O> {
                 self.operator.name()
             );
         }
-        let input = execute_stream(Arc::clone(&self.input), Arc::clone(&context))?;
-        let output = Arc::clone(&self.operator).execute(input, self.projection.clone(), context)?;
+        let operator = Arc::clone(&self.operator);
+        let projection = self.projection.clone();
+        let output = if operator.reads_partitions() {
+            let inputs = (0..self.input.properties().partitioning.partition_count())
+                .map(|partition| self.input.execute(partition, Arc::clone(&context)))
+                .collect::<Result<Vec<_>>>()?;
+            operator.execute_partitions(inputs, projection, context)?
+        } else {
+            let input = execute_stream(Arc::clone(&self.input), Arc::clone(&context))?;
+            operator.execute(input, projection, context)?
+        };
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             output,

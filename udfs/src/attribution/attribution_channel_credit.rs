@@ -1,12 +1,14 @@
-//! `attribution_channel_credit(model, path, touch_ts, conversion_ts [, revenue [, parameter]])`:
-//! the rule-based credit of every channel, summed over the conversions of a group straight from
-//! the paths as lists.
+//! `attribution_channel_credit(model, path, touch_ts, conversion_ts [, revenue [, parameter]])`,
+//! or `attribution_channel_credit(model, path [, revenue [, parameter]])` for the models that
+//! read no times: the rule-based credit of every channel, summed over the conversions of a group
+//! straight from the paths as lists.
 //!
 //! The list form `attribution_weights` gives one weight per touch, which a channel table then
 //! has to `unnest` next to the channels and group by the channel string: one row and one string
 //! hash per touch. This aggregate adds each touch's weight to its channel's slot instead: channel
 //! names are interned to small ids once per batch (once per distinct dictionary value for
-//! dictionary-encoded paths), so the per-touch work is the weight kernel and one addition.
+//! dictionary-encoded paths), so the per-touch work is the weight kernel and one addition. The
+//! form without times reads no time column at all (for a Parquet scan, neither is decoded).
 
 use std::sync::{Arc, LazyLock};
 
@@ -25,8 +27,11 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
 use datafusion_macros::user_doc;
 
-use crate::attribution::attribution_weights::{TimedPaths, coerce_timed_paths};
-use crate::attribution::paths_input::{ChannelDictionary, NULL_CHANNEL, UNATTRIBUTED};
+use crate::attribution::attribution_weights::{
+    PathsForm, TimedPaths, coerce_rule_paths, for_each_untimed_row,
+};
+use crate::attribution::channel_paths::{DecodedPaths, PathColumn};
+use crate::attribution::paths_input::{ChannelDictionary, UNATTRIBUTED};
 use crate::attribution::weights::{Micros, RuleModel, check_parameter_type};
 use crate::string_kernel::scalar_str;
 
@@ -36,8 +41,10 @@ use crate::string_kernel::scalar_str;
 
 The result is a list with one entry per channel, sorted by channel: `{channel, credit}`, or `{channel, credit, revenue}` when `revenue` is given; `unnest` it for a channel table. `credit` sums the weights of the channel's touches (conversions credited to it) and `revenue` the weights times each conversion's revenue. Models, parameters and rules are those of `attribution_weights`; for every model but `participation` the credits of a group sum to its number of conversions and the revenue credits to its revenue. A conversion with an empty path is credited to the channel `(unattributed)` (so it is never dropped); a NULL channel in a path keeps its credit under a NULL channel, listed last.
 
+Every model but `time_decay` depends only on the touches' positions (and channels): for them `touch_ts` and `conversion_ts` may be left out, `attribution_channel_credit(model, path [, revenue [, parameter]])`, which reads no time column at all (much faster over Parquet) and skips the time checks. The third argument tells the forms apart: a list is `touch_ts`. `time_decay` without the times is a planning error.
+
 Execution errors: a NULL path, touch list, conversion time or revenue (use an empty list for a conversion without touches, 0 for one without revenue), a negative or non-finite revenue, a channel named `(unattributed)`, and the errors of `attribution_weights` (lists of different lengths, a NULL touch time, touches not in time order, a touch after the conversion). An unknown model or a bad parameter is an error before any row is read."#,
-    syntax_example = "attribution_channel_credit(model, path, touch_ts, conversion_ts[, revenue[, parameter]])",
+    syntax_example = "attribution_channel_credit(model, path, touch_ts, conversion_ts[, revenue[, parameter]]), or without times: attribution_channel_credit(model, path[, revenue[, parameter]])",
     sql_example = r#"```sql
 > select c['channel'] as channel, c['credit'] as credit, c['revenue'] as revenue
   from (select unnest(attribution_channel_credit('position_based', path, touch_ts, conversion_ts, revenue)) as c
@@ -53,6 +60,15 @@ Execution errors: a NULL path, touch list, conversion time or revenue (use an em
 | email          | 0.8    | 40.0    |
 | search         | 0.2    | 10.0    |
 +----------------+--------+---------+
+> select c['channel'] as channel, c['credit'] as credit
+  from (select unnest(attribution_channel_credit('linear', path)) as c
+        from (values (['email', 'search']), (['search'])) as t(path));
++---------+--------+
+| channel | credit |
++---------+--------+
+| email   | 0.5    |
+| search  | 1.5    |
++---------+--------+
 ```"#,
     argument(
         name = "model",
@@ -64,7 +80,7 @@ Execution errors: a NULL path, touch list, conversion time or revenue (use an em
     ),
     argument(
         name = "touch_ts",
-        description = "The touches' times in the same order, a list of timestamps (any unit and time zone) or dates."
+        description = "The touches' times in the same order, a list of timestamps (any unit and time zone) or dates. Needed by `time_decay` only; left out together with `conversion_ts` for the other models."
     ),
     argument(
         name = "conversion_ts",
@@ -100,10 +116,7 @@ impl AttributionChannelCreditFunc {
 }
 
 const FUNCTION: &str = "attribution_channel_credit";
-const USAGE: &str =
-    "attribution_channel_credit(model, path, touch_ts, conversion_ts [, revenue [, parameter]])";
-const REVENUE_INDEX: usize = 4;
-const PARAMETER_INDEX: usize = 5;
+const USAGE: &str = "attribution_channel_credit(model, path, touch_ts, conversion_ts [, revenue [, parameter]]), or attribution_channel_credit(model, path [, revenue [, parameter]]) for a model that reads no times";
 
 /// The fields of one entry of the result.
 fn credit_fields(with_revenue: bool) -> Fields {
@@ -125,10 +138,15 @@ fn credit_list_type(with_revenue: bool) -> DataType {
     )))
 }
 
+/// The index of the revenue argument; the parameter follows it.
+fn revenue_index(form: PathsForm) -> usize {
+    form.fixed_arguments()
+}
+
 /// Whether the (coerced) arguments include a revenue: a `NULL` literal stands for none.
 fn has_revenue(arg_types: &[DataType]) -> bool {
     arg_types
-        .get(REVENUE_INDEX)
+        .get(revenue_index(PathsForm::of(arg_types)))
         .is_some_and(|data_type| !data_type.is_null())
 }
 
@@ -137,8 +155,8 @@ fn literal(expr: &dyn PhysicalExpr) -> Option<&ScalarValue> {
     expr.downcast_ref::<Literal>().map(Literal::value)
 }
 
-/// The model and its parameter from the literal arguments.
-fn model_of(exprs: &[Arc<dyn PhysicalExpr>]) -> Result<RuleModel> {
+/// The model and its parameter from the literal arguments of a call in `form`.
+fn model_of(exprs: &[Arc<dyn PhysicalExpr>], form: PathsForm) -> Result<RuleModel> {
     let Some(model) = exprs.first().and_then(|expr| literal(expr.as_ref())) else {
         return plan_err!("{FUNCTION}: argument 'model' must be a string literal; usage: {USAGE}");
     };
@@ -147,7 +165,7 @@ fn model_of(exprs: &[Arc<dyn PhysicalExpr>]) -> Result<RuleModel> {
             "{FUNCTION}: argument 'model' must be a non-NULL string literal, got {model}"
         );
     };
-    let parameter = match exprs.get(PARAMETER_INDEX) {
+    let parameter = match exprs.get(revenue_index(form) + 1) {
         None => None,
         Some(expr) => match literal(expr.as_ref()) {
             Some(value) => Some(value),
@@ -167,7 +185,7 @@ impl AggregateUDFImpl for AttributionChannelCreditFunc {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        let (mut types, rest) = coerce_timed_paths(FUNCTION, USAGE, arg_types, 2, "path")?;
+        let (_, mut types, rest) = coerce_rule_paths(FUNCTION, USAGE, arg_types, 2, "path")?;
         if let Some(revenue) = rest.first() {
             types.push(match revenue {
                 DataType::Null => DataType::Null,
@@ -204,12 +222,14 @@ impl AggregateUDFImpl for AttributionChannelCreditFunc {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let model = model_of(args.exprs)?;
         let arg_types: Vec<DataType> = args
             .expr_fields
             .iter()
             .map(|field| field.data_type().clone())
             .collect();
+        let form = PathsForm::of(&arg_types);
+        let model = model_of(args.exprs, form)?;
+        form.check_model(FUNCTION, &model)?;
         let with_revenue = has_revenue(&arg_types);
         if args.return_field.data_type() != &credit_list_type(with_revenue) {
             return internal_err!(
@@ -217,7 +237,11 @@ impl AggregateUDFImpl for AttributionChannelCreditFunc {
                 args.return_field.data_type()
             );
         }
-        Ok(Box::new(ChannelCreditAccumulator::new(model, with_revenue)))
+        Ok(Box::new(ChannelCreditAccumulator::new(
+            model,
+            form,
+            with_revenue,
+        )))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -246,46 +270,73 @@ impl Credit {
     }
 }
 
-#[derive(Debug)]
-struct ChannelCreditAccumulator {
-    model: RuleModel,
-    with_revenue: bool,
-    /// Channel names to ids; `(unattributed)` is refused as a name, it is [`Self::unattributed`].
-    channels: ChannelDictionary,
+/// The summed credit of every channel of a group.
+#[derive(Debug, Default)]
+struct ChannelCredits {
     /// The credit of channel id `i`.
-    credits: Vec<Credit>,
+    by_channel: Vec<Credit>,
     /// Touches with a NULL channel.
     null_channel: Option<Credit>,
     /// Conversions with an empty path.
     unattributed: Option<Credit>,
+}
+
+impl ChannelCredits {
+    /// Adds a conversion with `revenue` whose touches have the channel ids `ids` and the
+    /// weights `weights` (as many).
+    fn add_conversion(&mut self, ids: &[u32], weights: &[f64], revenue: f64) {
+        if weights.is_empty() {
+            self.unattributed.get_or_insert_default().add(1.0, revenue);
+            return;
+        }
+        for (&id, &weight) in ids.iter().zip(weights) {
+            let slot = match self.by_channel.get_mut(id as usize) {
+                Some(slot) => slot,
+                // Only the id of a NULL channel is past the channels.
+                None => self.null_channel.get_or_insert_default(),
+            };
+            slot.add(weight, weight * revenue);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ChannelCreditAccumulator {
+    model: RuleModel,
+    form: PathsForm,
+    with_revenue: bool,
+    /// Channel names to ids; `(unattributed)` is refused as a name, it is
+    /// [`ChannelCredits::unattributed`].
+    channels: ChannelDictionary,
+    credits: ChannelCredits,
     /// Scratch: the channel id of each list value of a batch.
     ids: Vec<u32>,
 }
 
 impl ChannelCreditAccumulator {
-    fn new(model: RuleModel, with_revenue: bool) -> Self {
+    fn new(model: RuleModel, form: PathsForm, with_revenue: bool) -> Self {
         Self {
             model,
+            form,
             with_revenue,
             channels: ChannelDictionary::new(&[UNATTRIBUTED]),
-            credits: Vec::new(),
-            null_channel: None,
-            unattributed: None,
+            credits: ChannelCredits::default(),
             ids: Vec::new(),
         }
     }
 
     /// The slot of channel `name` (`None` for a NULL channel).
     fn slot(&mut self, name: Option<&str>) -> Result<&mut Credit> {
+        let credits = &mut self.credits;
         Ok(match name {
-            None => self.null_channel.get_or_insert_default(),
-            Some(UNATTRIBUTED) => self.unattributed.get_or_insert_default(),
+            None => credits.null_channel.get_or_insert_default(),
+            Some(UNATTRIBUTED) => credits.unattributed.get_or_insert_default(),
             Some(name) => {
                 let id = self.channels.intern(FUNCTION, name)? as usize;
-                if id >= self.credits.len() {
-                    self.credits.resize(id + 1, Credit::default());
+                if id >= credits.by_channel.len() {
+                    credits.by_channel.resize(id + 1, Credit::default());
                 }
-                &mut self.credits[id]
+                &mut credits.by_channel[id]
             }
         })
     }
@@ -297,13 +348,17 @@ impl ChannelCreditAccumulator {
             .iter()
             .enumerate()
             .map(|(id, name)| {
-                let credit = self.credits.get(id).copied().unwrap_or_default();
+                let credit = self.credits.by_channel.get(id).copied().unwrap_or_default();
                 (Some(name.as_str()), credit)
             })
-            .chain(self.unattributed.map(|credit| (Some(UNATTRIBUTED), credit)))
+            .chain(
+                self.credits
+                    .unattributed
+                    .map(|credit| (Some(UNATTRIBUTED), credit)),
+            )
             .collect();
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        rows.extend(self.null_channel.map(|credit| (None, credit)));
+        rows.extend(self.credits.null_channel.map(|credit| (None, credit)));
 
         let mut channel = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
         for (name, _) in &rows {
@@ -325,40 +380,128 @@ impl ChannelCreditAccumulator {
         )?;
         Ok(ScalarValue::List(Arc::new(list)))
     }
+
+    /// The revenue column of a batch, when the call has one.
+    fn revenue_of<'a>(&self, values: &'a [ArrayRef]) -> Result<Option<&'a Float64Array>> {
+        if !self.with_revenue {
+            return Ok(None);
+        }
+        let Some(column) = values.get(revenue_index(self.form)) else {
+            return internal_err!("{FUNCTION}: the revenue column is missing");
+        };
+        match column.as_primitive_opt::<Float64Type>() {
+            Some(revenue) => Ok(Some(revenue)),
+            None => internal_err!(
+                "{FUNCTION}: revenue must be Float64 after coercion, got {}",
+                column.data_type()
+            ),
+        }
+    }
+
+    /// Interns the channels the rows of `paths` use into `self.ids` and makes room for their
+    /// credits; returns the index of the first channel used (where `self.ids` starts).
+    fn map_batch_channels(&mut self, paths: &PathColumn<'_>) -> Result<usize> {
+        self.channels.map_channels(FUNCTION, paths, &mut self.ids)?;
+        self.credits
+            .by_channel
+            .resize(self.channels.names().len(), Credit::default());
+        Ok(paths.channels_used().start)
+    }
+
+    /// Adds the conversions of a batch of the form with times.
+    fn update_timed(
+        &mut self,
+        path: &ArrayRef,
+        touch: &ArrayRef,
+        conversion: &ArrayRef,
+        revenue: Option<&Float64Array>,
+    ) -> Result<()> {
+        let timed = TimedPaths::try_new(FUNCTION, path, touch, conversion)?;
+        let first = self.map_batch_channels(&timed.paths())?;
+        let Self {
+            model,
+            credits,
+            ids,
+            ..
+        } = self;
+        timed.for_each_row(model, |row, weighted| {
+            let Some((range, weights)) = weighted else {
+                return null_row_error(&timed, row);
+            };
+            let revenue = match revenue {
+                Some(revenue) => conversion_revenue(revenue, row, || timed.conversion_micros(row))?,
+                None => 0.0,
+            };
+            credits.add_conversion(
+                &ids[range.start - first..range.end - first],
+                weights,
+                revenue,
+            );
+            Ok(())
+        })
+    }
+
+    /// Adds the conversions of a batch of the form without times.
+    fn update_untimed(&mut self, path: &ArrayRef, revenue: Option<&Float64Array>) -> Result<()> {
+        let decoded = DecodedPaths::try_new(FUNCTION, path)?;
+        let paths = decoded.column();
+        let first = self.map_batch_channels(&paths)?;
+        let Self {
+            model,
+            credits,
+            ids,
+            ..
+        } = self;
+        for_each_untimed_row(FUNCTION, &paths, model, |row, weighted| {
+            let Some((range, weights)) = weighted else {
+                return exec_err!(
+                    "{FUNCTION}: argument 'path' is NULL for a conversion; {NULL_PATH_HINT}"
+                );
+            };
+            let revenue = match revenue {
+                Some(revenue) => conversion_revenue(revenue, row, || None)?,
+                None => 0.0,
+            };
+            credits.add_conversion(
+                &ids[range.start - first..range.end - first],
+                weights,
+                revenue,
+            );
+            Ok(())
+        })
+    }
 }
 
-/// The revenue of the conversion on `row`: a finite number ≥ 0.
-fn conversion_revenue(revenue: &Float64Array, paths: &TimedPaths, row: usize) -> Result<f64> {
-    let at = || paths.conversion_micros(row).map(Micros);
-    if revenue.is_null(row) {
-        return match at() {
-            Some(at) => exec_err!(
-                "{FUNCTION}: argument 'revenue' is NULL for the conversion at {at}; use 0 for a conversion without revenue"
-            ),
-            None => exec_err!("{FUNCTION}: argument 'revenue' is NULL"),
-        };
-    }
+/// How to fix a NULL path.
+const NULL_PATH_HINT: &str = "use an empty list for a conversion without touches (credited to '(unattributed)'), or filter the row out";
+
+/// The revenue of the conversion on `row`: a finite number ≥ 0. `at` gives the conversion's
+/// time for the error message, when known.
+fn conversion_revenue(
+    revenue: &Float64Array,
+    row: usize,
+    at: impl FnOnce() -> Option<i64>,
+) -> Result<f64> {
     let value = revenue.value(row);
-    if value.is_finite() && value >= 0.0 {
+    if revenue.is_valid(row) && value.is_finite() && value >= 0.0 {
         return Ok(value);
     }
-    match at() {
-        Some(at) => exec_err!(
-            "{FUNCTION}: argument 'revenue' must be a finite number >= 0, got {value} for the conversion at {at}"
-        ),
-        None => {
-            exec_err!("{FUNCTION}: argument 'revenue' must be a finite number >= 0, got {value}")
-        }
+    let at = at()
+        .map(|at| format!(" for the conversion at {}", Micros(at)))
+        .unwrap_or_default();
+    if revenue.is_null(row) {
+        exec_err!(
+            "{FUNCTION}: argument 'revenue' is NULL{at}; use 0 for a conversion without revenue"
+        )
+    } else {
+        exec_err!("{FUNCTION}: argument 'revenue' must be a finite number >= 0, got {value}{at}")
     }
 }
 
 /// The error for a row whose path, touch times or conversion time is NULL.
 fn null_row_error(paths: &TimedPaths, row: usize) -> Result<()> {
     let (argument, hint) = if paths.paths().channel_range(row).is_none() {
-        (
-            "path",
-            "use an empty list for a conversion without touches (credited to '(unattributed)'), or filter the row out",
-        )
+        ("path", NULL_PATH_HINT)
     } else if paths.touch_is_null(row) {
         (
             "touch_ts",
@@ -372,59 +515,18 @@ fn null_row_error(paths: &TimedPaths, row: usize) -> Result<()> {
 
 impl Accumulator for ChannelCreditAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let [_, path, touch, conversion, rest @ ..] = values else {
-            return internal_err!("{FUNCTION}: expected at least 4 argument columns");
-        };
-        let revenue = match rest.first() {
-            Some(column) if self.with_revenue => match column.as_primitive_opt::<Float64Type>() {
-                Some(revenue) => Some(revenue),
-                None => {
-                    return internal_err!(
-                        "{FUNCTION}: revenue must be Float64 after coercion, got {}",
-                        column.data_type()
-                    );
-                }
-            },
-            _ => None,
-        };
-        let timed = TimedPaths::try_new(FUNCTION, path, touch, conversion)?;
-        let paths = timed.paths();
-        self.channels
-            .map_channels(FUNCTION, &paths, &mut self.ids)?;
-        self.credits
-            .resize(self.channels.names().len(), Credit::default());
-        let first = paths.channels_used().start;
-        let Self {
-            model,
-            credits,
-            null_channel,
-            unattributed,
-            ids,
-            ..
-        } = self;
-        timed.for_each_row(model, |row, weighted| {
-            let Some((range, weights)) = weighted else {
-                return null_row_error(&timed, row);
-            };
-            let revenue = match revenue {
-                Some(revenue) => conversion_revenue(revenue, &timed, row)?,
-                None => 0.0,
-            };
-            if weights.is_empty() {
-                unattributed.get_or_insert_default().add(1.0, revenue);
-                return Ok(());
+        let revenue = self.revenue_of(values)?;
+        match (self.form, values) {
+            (PathsForm::Timed, [_, path, touch, conversion, ..]) => {
+                self.update_timed(path, touch, conversion, revenue)
             }
-            let touch_ids = &ids[range.start - first..range.end - first];
-            for (&id, &weight) in touch_ids.iter().zip(weights) {
-                let slot = if id == NULL_CHANNEL {
-                    null_channel.get_or_insert_default()
-                } else {
-                    &mut credits[id as usize]
-                };
-                slot.add(weight, weight * revenue);
-            }
-            Ok(())
-        })
+            (PathsForm::Untimed, [_, path, ..]) => self.update_untimed(path, revenue),
+            _ => internal_err!(
+                "{FUNCTION}: expected at least {} argument columns, got {}",
+                self.form.fixed_arguments(),
+                values.len()
+            ),
+        }
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
@@ -476,7 +578,7 @@ impl Accumulator for ChannelCreditAccumulator {
     fn size(&self) -> usize {
         size_of_val(self)
             + self.channels.bytes()
-            + self.credits.capacity() * size_of::<Credit>()
+            + self.credits.by_channel.capacity() * size_of::<Credit>()
             + self.ids.capacity() * size_of::<u32>()
     }
 }
@@ -503,11 +605,11 @@ mod tests {
     /// One channel of a result: name, credit, revenue credit (`None` without revenue).
     type Row = (Option<String>, f64, Option<f64>);
 
-    /// The input columns of a batch: path, touch_ts, conversion_ts and optionally revenue.
+    /// The input columns of a batch: path, touch_ts and conversion_ts (none in the form without
+    /// times) and optionally revenue.
     struct Batch {
         path: ArrayRef,
-        touch: ArrayRef,
-        conversion: ArrayRef,
+        times: Option<(ArrayRef, ArrayRef)>,
         revenue: Option<ArrayRef>,
     }
 
@@ -528,19 +630,33 @@ mod tests {
             let conversion = TimestampMicrosecondArray::from(vec![30 * DAY; touch_days.len()]);
             Self {
                 path,
-                touch: Arc::new(touch),
-                conversion: Arc::new(conversion),
+                times: Some((Arc::new(touch), Arc::new(conversion))),
                 revenue: revenue.map(|r| Arc::new(Float64Array::from(r)) as ArrayRef),
             }
         }
 
+        /// The same conversions in the form without times.
+        fn untimed(&self) -> Self {
+            Self {
+                path: Arc::clone(&self.path),
+                times: None,
+                revenue: self.revenue.clone(),
+            }
+        }
+
+        fn touch(&self) -> &ArrayRef {
+            &self.times.as_ref().unwrap().0
+        }
+
+        fn conversion(&self) -> &ArrayRef {
+            &self.times.as_ref().unwrap().1
+        }
+
         fn arg_types(&self, parameter: Option<&ScalarValue>) -> Vec<DataType> {
-            let mut types = vec![
-                DataType::Utf8,
-                self.path.data_type().clone(),
-                self.touch.data_type().clone(),
-                self.conversion.data_type().clone(),
-            ];
+            let mut types = vec![DataType::Utf8, self.path.data_type().clone()];
+            if let Some((touch, conversion)) = &self.times {
+                types.extend([touch.data_type().clone(), conversion.data_type().clone()]);
+            }
             match (&self.revenue, parameter) {
                 (Some(revenue), _) => types.push(revenue.data_type().clone()),
                 (None, Some(_)) => types.push(DataType::Null),
@@ -556,10 +672,11 @@ mod tests {
             let mut values = vec![
                 new_null_array(&DataType::Utf8, rows),
                 Arc::clone(&self.path),
-                Arc::clone(&self.touch),
-                Arc::clone(&self.conversion),
             ];
-            if let Some(revenue_type) = coerced.get(REVENUE_INDEX) {
+            if let Some((touch, conversion)) = &self.times {
+                values.extend([Arc::clone(touch), Arc::clone(conversion)]);
+            }
+            if let Some(revenue_type) = coerced.get(revenue_index(PathsForm::of(coerced))) {
                 values.push(match &self.revenue {
                     Some(revenue) => cast(revenue, revenue_type).unwrap(),
                     None => new_null_array(&DataType::Null, rows),
@@ -571,8 +688,12 @@ mod tests {
         fn slice(&self, offset: usize, length: usize) -> Self {
             Self {
                 path: self.path.slice(offset, length),
-                touch: self.touch.slice(offset, length),
-                conversion: self.conversion.slice(offset, length),
+                times: self.times.as_ref().map(|(touch, conversion)| {
+                    (
+                        touch.slice(offset, length),
+                        conversion.slice(offset, length),
+                    )
+                }),
                 revenue: self.revenue.as_ref().map(|r| r.slice(offset, length)),
             }
         }
@@ -587,11 +708,12 @@ mod tests {
         let function = AttributionChannelCreditFunc::new();
         let coerced = function.coerce_types(arg_types)?;
         let return_type = function.return_type(&coerced)?;
+        let parameter_index = revenue_index(PathsForm::of(&coerced)) + 1;
         let mut exprs: Vec<Arc<dyn PhysicalExpr>> =
             vec![Arc::new(Literal::new(ScalarValue::from(model)))];
         for index in 1..coerced.len() {
-            exprs.push(match (index, parameter) {
-                (PARAMETER_INDEX, Some(value)) => Arc::new(Literal::new(value.clone())),
+            exprs.push(match parameter {
+                Some(value) if index == parameter_index => Arc::new(Literal::new(value.clone())),
                 _ => Arc::new(Column::new("column", index)),
             });
         }
@@ -681,8 +803,8 @@ mod tests {
         let mut args = vec![
             literal(model),
             ColumnarValue::Array(Arc::clone(&batch.path)),
-            ColumnarValue::Array(Arc::clone(&batch.touch)),
-            ColumnarValue::Array(Arc::clone(&batch.conversion)),
+            ColumnarValue::Array(Arc::clone(batch.touch())),
+            ColumnarValue::Array(Arc::clone(batch.conversion())),
         ];
         args.extend(parameter.map(|p| ColumnarValue::Scalar(p.clone())));
         let weights = invoke_path_function(&AttributionWeightsFunc::new(), args)
@@ -777,11 +899,22 @@ mod tests {
                 ]),
                 "{data_type}"
             );
+            // The form without times reads the same channels the same way.
+            assert_eq!(
+                credit("last_non_direct", None, &[batch.untimed()])?,
+                credit("last_non_direct", None, std::slice::from_ref(&batch))?,
+                "{data_type}"
+            );
             let linear = credit("linear", None, std::slice::from_ref(&batch))?;
             assert_close(
                 &linear,
                 &unnest_form("linear", None, &batch),
                 &data_type.to_string(),
+            );
+            assert_eq!(
+                credit("linear", None, &[batch.untimed()])?,
+                linear,
+                "{data_type}"
             );
             let no_revenue = Batch {
                 revenue: None,
@@ -1039,7 +1172,15 @@ mod tests {
         );
         assert!(err.contains("expected 4 to 6 arguments, got 7"), "{err}");
         let err = error("linear", None, vec![DataType::Utf8, DataType::Utf8]);
-        assert!(err.contains("expected 4 to 6 arguments, got 2"), "{err}");
+        assert!(
+            err.contains("argument 'path' must be a list of channel names"),
+            "{err}"
+        );
+        let err = error("linear", None, vec![DataType::Utf8]);
+        assert!(
+            err.contains("expected 2 to 4 arguments without touch times, got 1"),
+            "{err}"
+        );
         let err = error(
             "linear",
             None,
@@ -1060,7 +1201,7 @@ mod tests {
         let exprs: Vec<Arc<dyn PhysicalExpr>> = (0..4)
             .map(|i| Arc::new(Column::new("c", i)) as Arc<dyn PhysicalExpr>)
             .collect();
-        let err = model_of(&exprs).unwrap_err().to_string();
+        let err = model_of(&exprs, PathsForm::Timed).unwrap_err().to_string();
         assert!(
             err.contains("argument 'model' must be a string literal"),
             "{err}"
@@ -1075,6 +1216,164 @@ mod tests {
         assert_eq!(
             function.return_type(&coerced).unwrap(),
             credit_list_type(false)
+        );
+    }
+
+    /// The models that read no times, with their parameters.
+    fn untimed_models() -> Vec<(&'static str, Option<ScalarValue>)> {
+        every_model()
+            .into_iter()
+            .filter(|(model, _)| *model != "time_decay")
+            .collect()
+    }
+
+    #[test]
+    fn the_form_without_times_equals_the_timed_form_on_random_data_in_parallel() {
+        let (paths, touches, revenue) = random_batch(20_261_123, 2_000);
+        let mut encodings = path_array_in_every_encoding(&paths);
+        // A list view is read as a list.
+        let item = Arc::new(Field::new_list_field(DataType::Utf8, true));
+        encodings.push(cast(&encodings[0], &DataType::ListView(item)).unwrap());
+        for array in encodings {
+            let timed = Batch::new(Arc::clone(&array), &touches, Some(revenue.clone()));
+            let untimed = timed.untimed();
+            for (model, parameter) in untimed_models() {
+                let context = format!("{model} over {}", array.data_type());
+                let expected =
+                    credit(model, parameter.as_ref(), std::slice::from_ref(&timed)).unwrap();
+                let single =
+                    credit(model, parameter.as_ref(), std::slice::from_ref(&untimed)).unwrap();
+                assert_close(&single, &expected, &context);
+                for parts in [2, 3, 7] {
+                    let merged = credit_in_parts(model, parameter.as_ref(), &untimed, parts);
+                    assert_close(
+                        &merged,
+                        &expected,
+                        &format!("{context}, {parts} partitions"),
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_form_without_times_takes_revenue_and_parameters_in_their_places() -> Result<()> {
+        let array = path_array_in_every_encoding(&[path("a > b > c"), Some(vec![])]).remove(0);
+        let batch = Batch::new(array, &[Some(vec![1, 2, 3]), Some(vec![])], None).untimed();
+        let custom = ScalarValue::from("0.1,0.3,0.6");
+        assert_eq!(
+            credit("custom", Some(&custom), std::slice::from_ref(&batch))?,
+            owned(&[
+                (Some("(unattributed)"), 1.0, None),
+                (Some("a"), 0.1, None),
+                (Some("b"), 0.3, None),
+                (Some("c"), 0.6, None),
+            ])
+        );
+        let with_revenue = Batch {
+            revenue: Some(Arc::new(Float64Array::from(vec![10.0, 4.0]))),
+            ..batch
+        };
+        assert_eq!(
+            credit("last_touch", None, &[with_revenue])?,
+            owned(&[
+                (Some("(unattributed)"), 1.0, Some(4.0)),
+                (Some("a"), 0.0, Some(0.0)),
+                (Some("b"), 0.0, Some(0.0)),
+                (Some("c"), 1.0, Some(10.0)),
+            ])
+        );
+        let function = AttributionChannelCreditFunc::new();
+        let list = DataType::new_list(DataType::Utf8, true);
+        assert_eq!(
+            function.return_type(&function.coerce_types(&[DataType::Utf8, list.clone()])?)?,
+            credit_list_type(false)
+        );
+        assert_eq!(
+            function.return_type(&function.coerce_types(&[
+                DataType::Utf8,
+                list.clone(),
+                DataType::Int32
+            ])?)?,
+            credit_list_type(true)
+        );
+        // An untyped NULL before a time is a NULL touch list of the timed form; before a
+        // parameter, no revenue.
+        let timestamp = DataType::Timestamp(TimeUnit::Microsecond, None);
+        let coerced = function.coerce_types(&[
+            DataType::Utf8,
+            list.clone(),
+            DataType::Null,
+            timestamp.clone(),
+        ])?;
+        assert_eq!(PathsForm::of(&coerced), PathsForm::Timed);
+        let coerced =
+            function.coerce_types(&[DataType::Utf8, list, DataType::Null, DataType::Utf8])?;
+        assert_eq!(PathsForm::of(&coerced), PathsForm::Untimed);
+        assert_eq!(function.return_type(&coerced)?, credit_list_type(false));
+        Ok(())
+    }
+
+    #[test]
+    fn the_form_without_times_errors() {
+        let list = DataType::new_list(DataType::Utf8, true);
+        let err = accumulator("time_decay", None, &[DataType::Utf8, list.clone()])
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("attribution_channel_credit: model 'time_decay' needs the touch times: pass touch_ts and conversion_ts after the path"),
+            "{err}"
+        );
+        let err = accumulator(
+            "linear",
+            None,
+            &[
+                DataType::Utf8,
+                list.clone(),
+                DataType::Float64,
+                DataType::Utf8,
+                DataType::Utf8,
+            ],
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("expected 2 to 4 arguments without touch times, got 5"),
+            "{err}"
+        );
+        let err = accumulator("linear", None, &[DataType::Utf8, list, DataType::Utf8])
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("argument 'revenue' must be a number"), "{err}");
+
+        let run = |paths: &[TestPath<'_>], revenue: Vec<Option<f64>>| {
+            let array = path_array_in_every_encoding(paths).remove(0);
+            let touches = vec![Some(vec![]); paths.len()];
+            let batch = Batch::new(array, &touches, Some(revenue)).untimed();
+            credit("linear", None, &[batch]).unwrap_err().to_string()
+        };
+        let err = run(&[None], vec![Some(1.0)]);
+        assert!(
+            err.contains("attribution_channel_credit: argument 'path' is NULL for a conversion; use an empty list"),
+            "{err}"
+        );
+        let err = run(&[Some(vec![])], vec![None]);
+        assert!(
+            err.contains("argument 'revenue' is NULL; use 0 for a conversion without revenue"),
+            "{err}"
+        );
+        let err = run(&[Some(vec![])], vec![Some(-2.0)]);
+        assert!(
+            err.contains("argument 'revenue' must be a finite number >= 0, got -2"),
+            "{err}"
+        );
+        let err = run(&[path("(unattributed)")], vec![Some(1.0)]);
+        assert!(
+            err.contains("'(unattributed)' cannot be a channel name"),
+            "{err}"
         );
     }
 }

@@ -17,7 +17,7 @@ use datafusion_macros::user_doc;
 use crate::arguments::{invoked_literal, planned_literal};
 use crate::attribution::channel_paths::{DecodedPaths, PathColumn, check_path_type};
 use crate::attribution::weights::{
-    Journey, RuleModel, check_parameter_type, common_time_type, fill_weights,
+    Journey, RuleModel, check_parameter_type, common_time_type, fill_untimed_weights, fill_weights,
 };
 
 #[user_doc(
@@ -26,8 +26,10 @@ use crate::attribution::weights::{
 
 This is the form for big data: build the paths with `GROUP BY conversion_id` and `array_agg(... ORDER BY touch_ts, touch_id)` (aggregation spills to disk, the window form cannot), then `unnest` the channels and weights together. For credit summed per channel, the aggregate `attribution_channel_credit` reads the same lists without unnesting them (faster).
 
+Every model but `time_decay` depends only on the touches' positions (and channels), so `touch_ts` and `conversion_ts` may be left out: `attribution_weights(model, channels [, parameter])` reads no time column and skips the time checks (the third argument tells the forms apart: a list is `touch_ts`). `time_decay` without them is a planning error.
+
 A NULL `channels`, `touch_ts` or `conversion_ts` gives NULL; an empty path gives an empty list (a conversion without touches, to be reported as unattributed). Execution errors: lists of different lengths, a NULL touch time, touches not in time order, a touch after the conversion. An unknown model or a bad parameter is a planning error."#,
-    syntax_example = "attribution_weights(model, channels, touch_ts, conversion_ts[, parameter])",
+    syntax_example = "attribution_weights(model, channels, touch_ts, conversion_ts[, parameter]), or without times: attribution_weights(model, channels[, parameter])",
     sql_example = r#"```sql
 > select attribution_weights('j_shaped',
     ['paid_search', 'social', 'email', 'display'],
@@ -39,6 +41,12 @@ A NULL `channels`, `touch_ts` or `conversion_ts` gives NULL; an empty path gives
 +----------------------+
 | [0.2, 0.1, 0.1, 0.6] |
 +----------------------+
+> select attribution_weights('position_based', ['paid_search', 'social', 'email']) as weights;
++-----------------+
+| weights         |
++-----------------+
+| [0.4, 0.2, 0.4] |
++-----------------+
 ```"#,
     argument(
         name = "model",
@@ -50,7 +58,7 @@ A NULL `channels`, `touch_ts` or `conversion_ts` gives NULL; an empty path gives
     ),
     argument(
         name = "touch_ts",
-        description = "The touches' times in the same order, a list of timestamps (any unit and time zone) or dates."
+        description = "The touches' times in the same order, a list of timestamps (any unit and time zone) or dates. Needed by `time_decay` only; left out together with `conversion_ts` for the other models."
     ),
     argument(
         name = "conversion_ts",
@@ -83,39 +91,95 @@ impl AttributionWeightsFunc {
 }
 
 const FUNCTION: &str = "attribution_weights";
-const USAGE: &str = "attribution_weights(model, channels, touch_ts, conversion_ts [, parameter])";
+const USAGE: &str = "attribution_weights(model, channels, touch_ts, conversion_ts [, parameter]), or attribution_weights(model, channels [, parameter]) for a model that reads no times";
 const MODEL_ARGUMENT: &str = "model";
-const PARAMETER_INDEX: usize = 4;
 
 /// The list type of the result: weights are never NULL.
 fn weights_type() -> DataType {
     DataType::List(Arc::new(Field::new_list_field(DataType::Float64, false)))
 }
 
-/// The coerced types of the first arguments of the list-form rule models,
-/// `(model, path, touch_ts, conversion_ts)`, and the up to `optional` arguments after them;
-/// `path_argument` names the path in errors.
-pub(crate) fn coerce_timed_paths<'a>(
+/// The two argument lists of the list-form rule models: with the touches' and the conversion's
+/// times (`model, path, touch_ts, conversion_ts, …`), which every model accepts, or without them
+/// (`model, path, …`) for the models whose weights depend only on the touches' positions and
+/// channels, which then read no time column at all. The third argument tells them apart: a list
+/// is `touch_ts` (so is an untyped `NULL` followed by a time: a model parameter is never a
+/// time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PathsForm {
+    Timed,
+    Untimed,
+}
+
+impl PathsForm {
+    /// The form of a call with (coerced or not) argument types `arg_types`.
+    pub(crate) fn of(arg_types: &[DataType]) -> Self {
+        match arg_types.get(2) {
+            Some(
+                DataType::List(_)
+                | DataType::LargeList(_)
+                | DataType::FixedSizeList(_, _)
+                | DataType::ListView(_)
+                | DataType::LargeListView(_),
+            ) => Self::Timed,
+            Some(DataType::Null)
+                if arg_types.get(3).is_some_and(|conversion| {
+                    matches!(
+                        conversion,
+                        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+                    )
+                }) =>
+            {
+                Self::Timed
+            }
+            _ => Self::Untimed,
+        }
+    }
+
+    /// The number of arguments before the optional ones.
+    pub(crate) fn fixed_arguments(self) -> usize {
+        match self {
+            Self::Timed => 4,
+            Self::Untimed => 2,
+        }
+    }
+
+    /// A planning error when `model` needs the times this form does not give.
+    pub(crate) fn check_model(self, function: &str, model: &RuleModel) -> Result<()> {
+        if self == Self::Untimed && model.uses_times() {
+            return plan_err!(
+                "{function}: model 'time_decay' needs the touch times: pass touch_ts and conversion_ts after the path"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The coerced types of the first arguments of the list-form rule models, `(model, path)` or
+/// `(model, path, touch_ts, conversion_ts)` (see [`PathsForm`]), and the up to `optional`
+/// arguments after them; `path_argument` names the path in errors.
+pub(crate) fn coerce_rule_paths<'a>(
     function: &str,
     usage: &str,
     arg_types: &'a [DataType],
     optional: usize,
     path_argument: &str,
-) -> Result<(Vec<DataType>, &'a [DataType])> {
-    let [model, path, touch, conversion, rest @ ..] = arg_types else {
+) -> Result<(PathsForm, Vec<DataType>, &'a [DataType])> {
+    let form = PathsForm::of(arg_types);
+    let fixed = form.fixed_arguments();
+    if arg_types.len() < fixed || arg_types.len() > fixed + optional {
+        let with_times = match form {
+            PathsForm::Timed => "",
+            PathsForm::Untimed => " without touch times",
+        };
         return plan_err!(
-            "{function}: expected 4 to {} arguments, got {}; usage: {usage}",
-            4 + optional,
-            arg_types.len()
-        );
-    };
-    if rest.len() > optional {
-        return plan_err!(
-            "{function}: expected 4 to {} arguments, got {}; usage: {usage}",
-            4 + optional,
+            "{function}: expected {fixed} to {} arguments{with_times}, got {}; usage: {usage}",
+            fixed + optional,
             arg_types.len()
         );
     }
+    let (fixed_types, rest) = arg_types.split_at(fixed);
+    let model = &fixed_types[0];
     if !matches!(
         model,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
@@ -124,19 +188,18 @@ pub(crate) fn coerce_timed_paths<'a>(
             "{function}: argument '{MODEL_ARGUMENT}' must be a string literal, got {model}"
         );
     }
+    let path = &fixed_types[1];
     check_path_type(function, path_argument, path)?;
-    let mut times = vec![("conversion_ts", conversion)];
-    if let Some(item) = touch_item_type(function, touch)? {
-        times.push(("touch_ts", item));
+    let mut types = vec![model.clone(), path.clone()];
+    if let [_, _, touch, conversion] = fixed_types {
+        let mut times = vec![("conversion_ts", conversion)];
+        if let Some(item) = touch_item_type(function, touch)? {
+            times.push(("touch_ts", item));
+        }
+        let time = common_time_type(function, &times)?;
+        types.extend([touch_list_type(time.clone()), time]);
     }
-    let time = common_time_type(function, &times)?;
-    let types = vec![
-        model.clone(),
-        path.clone(),
-        touch_list_type(time.clone()),
-        time,
-    ];
-    Ok((types, rest))
+    Ok((form, types, rest))
 }
 
 /// The list type `touch_ts` is cast to.
@@ -177,7 +240,7 @@ impl ScalarUDFImpl for AttributionWeightsFunc {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        let (mut types, rest) = coerce_timed_paths(FUNCTION, USAGE, arg_types, 1, "channels")?;
+        let (_, mut types, rest) = coerce_rule_paths(FUNCTION, USAGE, arg_types, 1, "channels")?;
         if let [parameter] = rest {
             check_parameter_type(FUNCTION, parameter)?;
             types.push(parameter.clone());
@@ -190,28 +253,39 @@ impl ScalarUDFImpl for AttributionWeightsFunc {
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let parameter = match args.scalar_arguments.get(PARAMETER_INDEX) {
+        let arg_types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|field| field.data_type().clone())
+            .collect();
+        let form = PathsForm::of(&arg_types);
+        let fixed = form.fixed_arguments();
+        let parameter = match args.scalar_arguments.get(fixed) {
             None => None,
             Some(Some(value)) => Some(*value),
             Some(None) => {
                 return plan_err!("{FUNCTION}: the model parameter must be a literal");
             }
         };
-        model_of(
+        let model = model_of(
             planned_literal(FUNCTION, MODEL_ARGUMENT, &args, 0)?,
             parameter,
         )?;
+        form.check_model(FUNCTION, &model)?;
         let nullable = args
             .arg_fields
             .iter()
+            .take(fixed)
             .skip(1)
-            .take(3)
             .any(|field| field.is_nullable());
         Ok(Arc::new(Field::new(FUNCTION, weights_type(), nullable)))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let parameter = match args.args.get(PARAMETER_INDEX) {
+        let arg_types: Vec<DataType> = args.args.iter().map(ColumnarValue::data_type).collect();
+        let form = PathsForm::of(&arg_types);
+        let fixed = form.fixed_arguments();
+        let parameter = match args.args.get(fixed) {
             None => None,
             Some(ColumnarValue::Scalar(value)) => Some(value),
             Some(ColumnarValue::Array(_)) => {
@@ -222,19 +296,19 @@ impl ScalarUDFImpl for AttributionWeightsFunc {
             invoked_literal(FUNCTION, MODEL_ARGUMENT, &args.args, 0)?,
             parameter,
         )?;
-        let [_, channels, touch, conversion, ..] = args.args.as_slice() else {
-            return exec_err!("{FUNCTION}: expected 4 or 5 arguments; usage: {USAGE}");
+        form.check_model(FUNCTION, &model)?;
+        let Some(inputs) = args.args.get(1..fixed) else {
+            return exec_err!("{FUNCTION}: expected at least {fixed} arguments; usage: {USAGE}");
         };
         let rows = args.number_rows;
-        let all_scalar = [channels, touch, conversion]
+        let all_scalar = inputs
             .iter()
             .all(|arg| matches!(arg, ColumnarValue::Scalar(_)));
-        let weights = weights_of_paths(
-            &model,
-            &channels.to_array(rows)?,
-            &touch.to_array(rows)?,
-            &conversion.to_array(rows)?,
-        )?;
+        let inputs = inputs
+            .iter()
+            .map(|arg| arg.to_array(rows))
+            .collect::<Result<Vec<_>>>()?;
+        let weights = weights_of_paths(&model, &inputs)?;
         if all_scalar {
             Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
                 &weights, 0,
@@ -256,17 +330,13 @@ pub fn attribution_weights_udf() -> Arc<ScalarUDF> {
     Arc::clone(&INSTANCE)
 }
 
-/// The weights of every row's path.
-fn weights_of_paths(
-    model: &RuleModel,
-    channels: &ArrayRef,
-    touch: &ArrayRef,
-    conversion: &ArrayRef,
-) -> Result<ArrayRef> {
-    let paths = TimedPaths::try_new(FUNCTION, channels, touch, conversion)?;
-    let mut builder = ListBuilder::with_capacity(Float64Builder::new(), paths.len())
+/// The weights of every row's path; `inputs` are the channels, or the channels, touch times and
+/// conversion times.
+fn weights_of_paths(model: &RuleModel, inputs: &[ArrayRef]) -> Result<ArrayRef> {
+    let rows = inputs.first().map_or(0, |channels| channels.len());
+    let mut builder = ListBuilder::with_capacity(Float64Builder::new(), rows)
         .with_field(Arc::new(Field::new_list_field(DataType::Float64, false)));
-    paths.for_each_row(model, |_, weighted| {
+    let append = |_, weighted: Option<(Range<usize>, &[f64])>| {
         match weighted {
             Some((_, weights)) => {
                 builder.values().append_slice(weights);
@@ -275,9 +345,72 @@ fn weights_of_paths(
             None => builder.append_null(),
         }
         Ok(())
-    })?;
+    };
+    match inputs {
+        [channels] => {
+            let decoded = DecodedPaths::try_new(FUNCTION, channels)?;
+            for_each_untimed_row(FUNCTION, &decoded.column(), model, append)?;
+        }
+        [channels, touch, conversion] => {
+            TimedPaths::try_new(FUNCTION, channels, touch, conversion)?
+                .for_each_row(model, append)?;
+        }
+        _ => {
+            return internal_err!(
+                "{FUNCTION}: expected 1 or 3 path columns, got {}",
+                inputs.len()
+            );
+        }
+    }
     Ok(Arc::new(builder.finish()))
 }
+
+/// Calls `visit(row, weighted)` for every row of `paths` in order, with `weighted` the indices
+/// of the path's channels in the list values (see [`PathColumn::channel_range`]) and the weight
+/// of each under `model`, a model that reads no times, or `None` when the path is NULL: the
+/// untimed counterpart of [`TimedPaths::for_each_row`].
+pub(crate) fn for_each_untimed_row(
+    function: &'static str,
+    paths: &PathColumn<'_>,
+    model: &RuleModel,
+    mut visit: impl FnMut(usize, Option<(Range<usize>, &[f64])>) -> Result<()>,
+) -> Result<()> {
+    let mut path = Vec::new();
+    let mut weights = Vec::new();
+    // Most models need only the number of touches: the channel strings are read only for those
+    // that look at them, and the weights of the others are computed once per path length (most
+    // paths are short), not once per row.
+    let uses_channels = model.uses_channels();
+    let mut by_length: Vec<Vec<f64>> = Vec::new();
+    for row in 0..paths.len() {
+        let Some(range) = paths.channel_range(row) else {
+            visit(row, None)?;
+            continue;
+        };
+        let touches = range.len();
+        if !uses_channels && touches <= MAX_CACHED_LENGTH {
+            if touches >= by_length.len() {
+                by_length.resize_with(touches + 1, Vec::new);
+            }
+            let cached = &mut by_length[touches];
+            if cached.len() != touches {
+                fill_untimed_weights(&function, model, touches, &[], cached)?;
+            }
+            visit(row, Some((range, cached)))?;
+            continue;
+        }
+        if uses_channels {
+            paths.read(row, &mut path);
+        }
+        fill_untimed_weights(&function, model, touches, &path, &mut weights)?;
+        visit(row, Some((range, &weights)))?;
+    }
+    Ok(())
+}
+
+/// The longest path whose weights [`for_each_untimed_row`] keeps for the next path of the same
+/// length: the kept weights grow with the square of it.
+const MAX_CACHED_LENGTH: usize = 64;
 
 /// A batch of paths with their touch and conversion times: the list-form input of the rule
 /// models, shared by `attribution_weights` and `attribution_channel_credit`.
@@ -323,11 +456,6 @@ impl TimedPaths {
             touch,
             conversion,
         })
-    }
-
-    /// The number of rows.
-    pub(crate) fn len(&self) -> usize {
-        self.touch.len()
     }
 
     /// The channels of the paths.
@@ -670,6 +798,70 @@ mod tests {
             .to_string();
         assert!(
             err.contains("argument 'touch_ts' must be a timestamp or a date, got Int64"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_form_without_times_gives_the_timed_weights() {
+        let function = AttributionWeightsFunc::new();
+        let paths = [
+            path("email > Direct > direct"),
+            None,
+            Some(vec![]),
+            path("a > b > a > c"),
+            Some(vec![Some("direct"), None]),
+        ];
+        let touches = touch_days(&[
+            Some(vec![1, 2, 3]),
+            Some(vec![1]),
+            Some(vec![]),
+            Some(vec![1, 2, 3, 4]),
+            Some(vec![1, 2]),
+        ]);
+        let models = [
+            ("first_touch", None),
+            ("last_touch", None),
+            ("last_non_direct", None),
+            ("linear", None),
+            ("position_based", None),
+            ("j_shaped", None),
+            ("inverse_j", None),
+            ("custom", Some(literal("0.1,0.3,0.6"))),
+            ("participation", None),
+        ];
+        for channels in path_array_in_every_encoding(&paths) {
+            let data_type = channels.data_type().clone();
+            for (model, parameter) in &models {
+                let mut timed = vec![
+                    literal(model),
+                    ColumnarValue::Array(Arc::clone(&channels)),
+                    touches.clone(),
+                    conversion_day(5),
+                ];
+                let mut untimed = vec![literal(model), ColumnarValue::Array(Arc::clone(&channels))];
+                timed.extend(parameter.clone());
+                untimed.extend(parameter.clone());
+                assert_eq!(
+                    weights_of(&invoke_path_function(&function, untimed), 5),
+                    weights_of(&invoke_path_function(&function, timed), 5),
+                    "{model} over {data_type}"
+                );
+            }
+        }
+        let err = try_invoke_path_function(&function, vec![literal("time_decay"), adobe_path()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("attribution_weights: model 'time_decay' needs the touch times"),
+            "{err}"
+        );
+        let err = function
+            .coerce_types(&[DataType::Utf8])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("expected 2 to 3 arguments without touch times, got 1"),
             "{err}"
         );
     }

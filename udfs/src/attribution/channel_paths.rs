@@ -200,6 +200,15 @@ impl<'a> ChannelStrings<'a> {
         }
     }
 
+    fn len(&self) -> usize {
+        match self {
+            Self::Utf8(array) => array.len(),
+            Self::LargeUtf8(array) => array.len(),
+            Self::Utf8View(array) => array.len(),
+            Self::AllNull => 0,
+        }
+    }
+
     fn get(&self, index: usize) -> Option<&'a str> {
         match self {
             Self::Utf8(array) => array.is_valid(index).then(|| array.value(index)),
@@ -271,6 +280,11 @@ impl<'a> PathColumn<'a> {
     /// list values are dictionary-encoded: index `i` is list value `i`, NULL for a NULL channel.
     pub(crate) fn channel_keys(&self) -> Option<&'a UInt32Array> {
         self.keys
+    }
+
+    /// The number of distinct channel strings [`Self::channel_keys`] index.
+    pub(crate) fn distinct_channel_count(&self) -> usize {
+        self.channels.len()
     }
 
     /// The distinct channel string `key` of [`Self::channel_keys`] (`None` for NULL).

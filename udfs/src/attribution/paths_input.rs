@@ -309,11 +309,8 @@ impl ChannelDictionary {
                 "{function}: '{name}' cannot be a channel name: the model uses it for its own rows"
             );
         }
-        let Some(id) = u32::try_from(self.names.len())
-            .ok()
-            .filter(|&id| id != NULL_CHANNEL)
-        else {
-            return exec_err!("{function}: more than {NULL_CHANNEL} distinct channels");
+        let Some(id) = u32::try_from(self.names.len()).ok().filter(|&id| id < USED) else {
+            return exec_err!("{function}: more than {USED} distinct channels");
         };
         self.names.push(name.to_string());
         self.bytes += BYTES_PER_CHANNEL + 2 * name.len();
@@ -333,6 +330,34 @@ impl ChannelDictionary {
         ids.clear();
         ids.reserve(used.len());
         match paths.channel_keys() {
+            Some(keys) if keys.null_count() == 0 => {
+                // No NULL channel: mark the distinct values the rows use, intern those, then map
+                // every touch by a lookup in that table (two tight loops over the keys).
+                let keys = &keys.values()[used];
+                let mut dictionary_ids = std::mem::take(&mut self.dictionary_ids);
+                dictionary_ids.clear();
+                dictionary_ids.resize(paths.distinct_channel_count(), UNSEEN);
+                for &key in keys {
+                    if let Some(slot) = dictionary_ids.get_mut(key as usize) {
+                        *slot = USED;
+                    }
+                }
+                for (key, slot) in dictionary_ids.iter_mut().enumerate() {
+                    if *slot == USED {
+                        *slot = match paths.distinct_channel(key as u32) {
+                            Some(name) => self.intern(function, name)?,
+                            None => NULL_CHANNEL,
+                        };
+                    }
+                }
+                ids.extend(keys.iter().map(|&key| {
+                    dictionary_ids
+                        .get(key as usize)
+                        .copied()
+                        .unwrap_or(NULL_CHANNEL)
+                }));
+                self.dictionary_ids = dictionary_ids;
+            }
             Some(keys) => {
                 let mut dictionary_ids = std::mem::take(&mut self.dictionary_ids);
                 dictionary_ids.clear();
@@ -471,6 +496,9 @@ struct PathAggregator<'a> {
 
 /// Marks a dictionary value not yet mapped to a channel id.
 const UNSEEN: u32 = u32::MAX - 1;
+/// Marks a dictionary value the rows use, before it is mapped to a channel id; no channel id is
+/// this large (see [`ChannelDictionary::insert`]).
+const USED: u32 = u32::MAX - 2;
 
 impl<'a> PathAggregator<'a> {
     fn new(function: &'a str) -> Self {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::arrow::temporal_conversions::timestamp_us_to_datetime;
-use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::common::{Result, ScalarValue, exec_err, internal_err, plan_err};
 
 use crate::string_kernel::scalar_str;
 
@@ -231,6 +231,11 @@ impl RuleModel {
     pub(crate) fn uses_channels(&self) -> bool {
         matches!(self, Self::LastNonDirect | Self::Participation)
     }
+
+    /// Whether the model reads the touch and conversion times: only `time_decay` does.
+    pub(crate) fn uses_times(&self) -> bool {
+        matches!(self, Self::TimeDecay { .. })
+    }
 }
 
 /// The half-life literal of `time_decay`: an interval without months (months have no fixed
@@ -372,6 +377,40 @@ pub(crate) fn fill_weights(
         );
     }
 
+    let RuleModel::TimeDecay { half_life_micros } = model else {
+        return fill_untimed_weights(context, model, n, journey.channels, weights);
+    };
+    weights.clear();
+    weights.resize(n, 0.0);
+    if n == 0 {
+        return Ok(());
+    }
+    // Exponents relative to the latest touch (Δt ≥ 0 there) keep its raw weight at 1, so the
+    // sum cannot underflow to 0 however old the journey is.
+    let latest = journey.touch_micros[n - 1];
+    for (weight, &touch) in weights.iter_mut().zip(journey.touch_micros) {
+        *weight = (-((latest - touch) as f64) / half_life_micros).exp2();
+    }
+    let total = compensated_sum(weights);
+    weights.iter_mut().for_each(|weight| *weight /= total);
+    Ok(())
+}
+
+/// Replaces `weights` with the weight of each of `touches` touches under a model that does not
+/// read touch times (every model but `time_decay`, an internal error here): the weights depend
+/// only on positions and, for the models that [use channels](RuleModel::uses_channels), on
+/// `channels` (as long as the path then).
+pub(crate) fn fill_untimed_weights(
+    context: &dyn fmt::Display,
+    model: &RuleModel,
+    touches: usize,
+    channels: &[Option<&str>],
+    weights: &mut Vec<f64>,
+) -> Result<()> {
+    let n = touches;
+    if model.uses_channels() && channels.len() != n {
+        return exec_err!("{context}: {n} touches but {} channels", channels.len());
+    }
     weights.clear();
     weights.resize(n, 0.0);
     if n == 0 {
@@ -381,8 +420,7 @@ pub(crate) fn fill_weights(
         RuleModel::FirstTouch => weights[0] = 1.0,
         RuleModel::LastTouch => weights[n - 1] = 1.0,
         RuleModel::LastNonDirect => {
-            let credited = journey
-                .channels
+            let credited = channels
                 .iter()
                 .rposition(|channel| !channel.is_some_and(is_direct))
                 .unwrap_or(n - 1);
@@ -390,19 +428,12 @@ pub(crate) fn fill_weights(
         }
         RuleModel::Linear => weights.fill(1.0 / n as f64),
         RuleModel::Positional(shares) => shares.fill(weights),
-        RuleModel::TimeDecay { half_life_micros } => {
-            // Exponents relative to the latest touch (Δt ≥ 0 there) keep its raw weight at 1,
-            // so the sum cannot underflow to 0 however old the journey is.
-            let latest = journey.touch_micros[n - 1];
-            for (weight, &touch) in weights.iter_mut().zip(journey.touch_micros) {
-                *weight = (-((latest - touch) as f64) / half_life_micros).exp2();
-            }
-            let total = compensated_sum(weights);
-            weights.iter_mut().for_each(|weight| *weight /= total);
+        RuleModel::TimeDecay { .. } => {
+            return internal_err!("{context}: time_decay needs the touch times");
         }
         RuleModel::Participation => {
             let mut seen = HashSet::with_capacity(n);
-            for (weight, channel) in weights.iter_mut().zip(journey.channels) {
+            for (weight, channel) in weights.iter_mut().zip(channels) {
                 if seen.insert(*channel) {
                     *weight = 1.0;
                 }

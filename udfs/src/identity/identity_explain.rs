@@ -184,7 +184,14 @@ impl QueryInputOperator for IdentityExplain {
                 graph,
                 blocks,
                 previous: _,
-            } = read_inputs(input, is_tagged(&self.options), NAME, threads, &reservation).await?;
+            } = read_inputs(
+                vec![input],
+                is_tagged(&self.options),
+                NAME,
+                threads,
+                &reservation,
+            )
+            .await?;
             let graph_bytes = graph.allocated_bytes();
             let mut report = |extra: usize| {
                 reservation

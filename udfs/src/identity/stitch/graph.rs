@@ -1,12 +1,16 @@
 //! The identity graph read from the edges relation: interned identifiers with their first/last
 //! sighting and edge count, the edges as node-id pairs, and what was dropped on the way.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Schema};
-use datafusion::common::{Result, exec_err, internal_err, plan_err};
+use datafusion::common::{DataFusionError, Result, exec_err, internal_err, plan_err};
+use datafusion::execution::memory_pool::MemoryReservation;
 
 use super::interner::{NameInterner, StringColumn, TimestampColumn};
-use super::node_table::{InternedNodes, NodeTable, NodeTableBuilder};
+use super::node_table::{InternedNodes, NodeChunk, NodeTable, NodeTableBuilder};
 use crate::short_name::{ShortName, short_name_key};
 
 /// The columns the edges relation of `identity_stitch` must have (in any order).
@@ -133,44 +137,234 @@ impl Graph {
     }
 }
 
-/// Reads the edges relation into a [`Graph`]: names are interned as rows arrive, identifiers by
-/// the [`NodeTableBuilder`] (in chunks, on several threads); [`finish`](Self::finish) numbers the
-/// nodes and fills in the edges' endpoints.
+impl DroppedEndpoints {
+    /// Adds the counts of `other` (read by another reader).
+    fn add(&mut self, other: &DroppedEndpoints) {
+        if self.empty_value.len() < other.empty_value.len() {
+            self.empty_value.resize(other.empty_value.len(), 0);
+        }
+        for (total, count) in self.empty_value.iter_mut().zip(&other.empty_value) {
+            *total += count;
+        }
+        self.empty_type += other.empty_type;
+        self.empty_rows += other.empty_rows;
+    }
+}
+
+/// Reads the edges relation into a [`Graph`]. Each input stream has an [`EdgeReader`], which
+/// splits its rows into endpoints and hashes and buffers them by partition on its own thread; a
+/// reader's full chunk is submitted here, where its identifiers are interned (by the
+/// [`NodeTableBuilder`], in the background) and its edges appended. Type and source names are
+/// numbered here for all readers. [`finish`](Self::finish) numbers the nodes and fills in the
+/// edges' endpoints.
 #[derive(Debug)]
 pub(crate) struct GraphBuilder {
+    parts: Mutex<GraphParts>,
+    /// Readers expected, which share the chunk size.
+    readers: usize,
+}
+
+/// What the readers of a [`GraphBuilder`] share.
+#[derive(Debug)]
+struct GraphParts {
     types: NameInterner,
     sources: NameInterner,
     nodes: NodeTableBuilder,
-    /// The edges, their endpoints (`a`, `b`) not yet known: those are the builder's slots
+    /// The edges of the chunks submitted; their endpoints (`a`, `b`) are the node table's slots
     /// `2 × index` and `2 × index + 1`.
+    edges: Vec<Edge>,
+    dropped: DroppedEndpoints,
+}
+
+impl GraphParts {
+    fn allocated_bytes(&self) -> usize {
+        self.types.allocated_bytes()
+            + self.sources.allocated_bytes()
+            + self.nodes.allocated_bytes()
+            + self.edges.capacity() * size_of::<Edge>()
+    }
+}
+
+impl GraphBuilder {
+    /// Identifiers are interned on up to `threads` threads; `readers` streams will be read at
+    /// once.
+    pub(crate) fn new(threads: usize, readers: usize) -> Self {
+        Self::with_nodes(NodeTableBuilder::new(threads), readers)
+    }
+
+    /// Readers submitting every `chunk / readers` endpoints.
+    #[cfg(test)]
+    pub(crate) fn with_chunk(threads: usize, chunk: usize, readers: usize) -> Self {
+        Self::with_nodes(NodeTableBuilder::with_chunk(threads, chunk), readers)
+    }
+
+    fn with_nodes(nodes: NodeTableBuilder, readers: usize) -> Self {
+        Self {
+            parts: Mutex::new(GraphParts {
+                types: NameInterner::default(),
+                sources: NameInterner::default(),
+                nodes,
+                edges: Vec::new(),
+                dropped: DroppedEndpoints::default(),
+            }),
+            readers: readers.max(1),
+        }
+    }
+
+    fn parts(&self) -> Result<MutexGuard<'_, GraphParts>> {
+        self.parts.lock().map_err(|_| {
+            DataFusionError::Internal("identity_stitch: a reader of the edges panicked".into())
+        })
+    }
+
+    /// A reader for one input stream.
+    pub(crate) fn reader(&self) -> Result<EdgeReader> {
+        let chunk = self.parts()?.nodes.chunk(self.readers);
+        Ok(EdgeReader {
+            nodes: chunk,
+            edges: Vec::new(),
+            dropped: DroppedEndpoints::default(),
+            type_keys: Vec::new(),
+            source_keys: Vec::new(),
+            type_ids: HashMap::new(),
+            source_ids: HashMap::new(),
+            submitted: 0,
+        })
+    }
+
+    /// The id of the identifier type `id_type`, and whether it is new.
+    fn intern_type(&self, id_type: &[u8]) -> Result<u32> {
+        let mut parts = self.parts()?;
+        let (type_id, new) = parts.types.intern(id_type)?;
+        if new && parts.types.len() > MAX_ID_TYPES {
+            return exec_err!(
+                "identity_stitch: more than {MAX_ID_TYPES} distinct identifier types in a_type/b_type (the latest: {:?}); are the type and value columns swapped?",
+                String::from_utf8_lossy(id_type)
+            );
+        }
+        Ok(type_id)
+    }
+
+    fn intern_source(&self, source: &[u8]) -> Result<u32> {
+        Ok(self.parts()?.sources.intern(source)?.0)
+    }
+
+    /// Interns the reader's chunk and appends its edges.
+    fn submit(&self, reader: &mut EdgeReader) -> Result<()> {
+        if reader.nodes.slots() != 2 * reader.edges.len() {
+            return internal_err!(
+                "identity_stitch: {} endpoint slots for {} edges in a chunk",
+                reader.nodes.slots(),
+                reader.edges.len()
+            );
+        }
+        let mut parts = self.parts()?;
+        parts.nodes.submit(&mut reader.nodes)?;
+        parts.edges.append(&mut reader.edges);
+        reader.submitted += 1;
+        Ok(())
+    }
+
+    /// Distinct identifiers interned so far, for error messages.
+    pub(crate) fn node_count(&self) -> usize {
+        self.parts().map_or(0, |parts| parts.nodes.len())
+    }
+
+    pub(crate) fn edge_count(&self) -> usize {
+        self.parts().map_or(0, |parts| parts.edges.len())
+    }
+
+    /// Heap bytes held (the readers' chunks not counted), for memory accounting.
+    pub(crate) fn allocated_bytes(&self) -> Result<usize> {
+        Ok(self.parts()?.allocated_bytes())
+    }
+
+    /// Resizes `reservation` to the bytes held (under the lock, so that readers resizing it
+    /// one after the other leave the latest size).
+    pub(crate) fn reserve(&self, reservation: &MemoryReservation) -> Result<()> {
+        let parts = self.parts()?;
+        reservation.try_resize(parts.allocated_bytes())
+    }
+
+    /// Bytes [`finish`](Self::finish) allocates beyond what is held (waits for the identifiers
+    /// being interned in the background).
+    pub(crate) fn finish_extra_bytes(&self) -> Result<usize> {
+        self.parts()?.nodes.finish_extra_bytes()
+    }
+
+    /// Numbers the nodes and fills in the edges' endpoints; every reader must be
+    /// [`done`](EdgeReader::done).
+    pub(crate) fn finish(self) -> Result<Graph> {
+        let parts = self.parts.into_inner().map_err(|_| {
+            DataFusionError::Internal("identity_stitch: a reader of the edges panicked".into())
+        })?;
+        let threads = parts.nodes.threads();
+        let InternedNodes {
+            table,
+            first_seen,
+            last_seen,
+            n_edges,
+            endpoints,
+        } = parts.nodes.finish()?;
+        let mut dropped = parts.dropped;
+        // A count for every type, also those with no dropped endpoint.
+        dropped.empty_value.resize(parts.types.len(), 0);
+        let mut edges = parts.edges;
+        if endpoints.len() != 2 * edges.len() {
+            return internal_err!(
+                "identity_stitch: {} endpoint nodes for {} edges",
+                endpoints.len(),
+                edges.len()
+            );
+        }
+        for (edge, ends) in edges.iter_mut().zip(endpoints.chunks_exact(2)) {
+            (edge.a, edge.b) = (ends[0], ends[1]);
+        }
+        Ok(Graph {
+            types: parts.types,
+            sources: parts.sources,
+            nodes: table,
+            first_seen,
+            last_seen,
+            n_edges,
+            edges,
+            dropped,
+            threads,
+        })
+    }
+}
+
+/// One input stream's side of a [`GraphBuilder`]: rows become edges and endpoints in a chunk of
+/// their own, submitted when full and when the stream ends ([`done`](Self::done)).
+#[derive(Debug)]
+pub(crate) struct EdgeReader {
+    nodes: NodeChunk,
+    /// The chunk's edges; their endpoints are the chunk's slots `2 × index` (+ 1).
     edges: Vec<Edge>,
     dropped: DroppedEndpoints,
     /// The first few short type and source names by key: every row names two types and a
     /// source, and comparing two words beats hashing and comparing the bytes.
     type_keys: Vec<(ShortName, u32)>,
     source_keys: Vec<(ShortName, u32)>,
+    /// Every other name seen, so that the shared numbering is asked once per name.
+    type_ids: HashMap<Box<[u8]>, u32>,
+    source_ids: HashMap<Box<[u8]>, u32>,
+    /// Chunks submitted so far.
+    submitted: usize,
 }
 
-/// Names kept in each of the builder's key caches; more types or sources than this are rare and
-/// go through the interner.
+/// Names kept in each of the reader's key caches; more types or sources than this are rare and
+/// go through its maps.
 const CACHED_NAMES: usize = 16;
 
-impl GraphBuilder {
-    /// Identifiers are interned on up to `threads` threads.
-    pub(crate) fn new(threads: usize) -> Self {
-        Self {
-            types: NameInterner::default(),
-            sources: NameInterner::default(),
-            nodes: NodeTableBuilder::new(threads),
-            edges: Vec::new(),
-            dropped: DroppedEndpoints::default(),
-            type_keys: Vec::new(),
-            source_keys: Vec::new(),
-        }
-    }
-
+impl EdgeReader {
     /// Adds every row of `batch`.
-    pub(crate) fn add_batch(&mut self, columns: &EdgeColumns, batch: &RecordBatch) -> Result<()> {
+    pub(crate) fn add_batch(
+        &mut self,
+        graph: &GraphBuilder,
+        columns: &EdgeColumns,
+        batch: &RecordBatch,
+    ) -> Result<()> {
         let [a_type, a_value, b_type, b_value, ts, source] = columns.indices;
         let name = |i: usize| EDGE_COLUMNS[i];
         let a_type = StringColumn::try_new(batch.column(a_type), name(0))?;
@@ -182,6 +376,7 @@ impl GraphBuilder {
         self.edges.reserve(batch.num_rows());
         for row in 0..batch.num_rows() {
             self.add_row(
+                graph,
                 (a_type.get(row), a_value.get(row)),
                 (b_type.get(row), b_value.get(row)),
                 ts.get(row)?,
@@ -194,6 +389,7 @@ impl GraphBuilder {
     /// Adds one row: `(type, value)` of both endpoints, its timestamp (µs) and source.
     pub(crate) fn add_row(
         &mut self,
+        graph: &GraphBuilder,
         a: (Option<&[u8]>, Option<&[u8]>),
         b: (Option<&[u8]>, Option<&[u8]>),
         ts: Option<i64>,
@@ -203,13 +399,13 @@ impl GraphBuilder {
             id_type.is_none_or(is_blank) && value.is_none_or(is_blank)
         };
         let empty_row = absent(a) && absent(b);
-        let a = self.endpoint(a.0, a.1)?;
-        let b = self.endpoint(b.0, b.1)?;
+        let a = self.endpoint(graph, a.0, a.1)?;
+        let b = self.endpoint(graph, b.0, b.1)?;
         let ts = ts.unwrap_or(NO_TS);
         match (a, b) {
             (Some(a), Some(b)) if a != b => {
                 let source = match source {
-                    Some(source) => self.intern_source(source)?,
+                    Some(source) => self.intern_source(graph, source)?,
                     None => NO_SOURCE,
                 };
                 let slot = 2 * self.edges.len();
@@ -229,21 +425,29 @@ impl GraphBuilder {
             // Both endpoints dropped: already counted per endpoint.
             (None, None) => {}
         }
+        // Chunks end between rows, so an edge's two endpoints are always in one.
+        if self.nodes.is_full() {
+            graph.submit(self)?;
+        }
         Ok(())
     }
 
     /// The type id and value of one endpoint; `None` when it is absent or dropped (counted).
     fn endpoint<'v>(
         &mut self,
+        graph: &GraphBuilder,
         id_type: Option<&[u8]>,
         value: Option<&'v [u8]>,
     ) -> Result<Option<(u32, &'v [u8])>> {
         let id_type = id_type.filter(|t| !is_blank(t));
         let value = value.filter(|v| !is_blank(v));
         match (id_type, value) {
-            (Some(id_type), Some(value)) => Ok(Some((self.intern_type(id_type)?, value))),
+            (Some(id_type), Some(value)) => Ok(Some((self.intern_type(graph, id_type)?, value))),
             (Some(id_type), None) => {
-                let type_id = self.intern_type(id_type)? as usize;
+                let type_id = self.intern_type(graph, id_type)? as usize;
+                if self.dropped.empty_value.len() <= type_id {
+                    self.dropped.empty_value.resize(type_id + 1, 0);
+                }
                 self.dropped.empty_value[type_id] += 1;
                 Ok(None)
             }
@@ -255,108 +459,70 @@ impl GraphBuilder {
         }
     }
 
-    fn intern_type(&mut self, id_type: &[u8]) -> Result<u32> {
-        let key = short_name_key(id_type);
-        if let Some(id) = cached_id(&self.type_keys, key) {
-            return Ok(id);
-        }
-        let (type_id, new) = self.types.intern(id_type)?;
-        cache_id(&mut self.type_keys, key, type_id);
-        if new {
-            if self.types.len() > MAX_ID_TYPES {
-                return exec_err!(
-                    "identity_stitch: more than {MAX_ID_TYPES} distinct identifier types in a_type/b_type (the latest: {:?}); are the type and value columns swapped?",
-                    String::from_utf8_lossy(id_type)
-                );
-            }
-            self.dropped.empty_value.push(0);
-        }
-        Ok(type_id)
-    }
-
-    fn intern_source(&mut self, source: &[u8]) -> Result<u32> {
-        let key = short_name_key(source);
-        if let Some(id) = cached_id(&self.source_keys, key) {
-            return Ok(id);
-        }
-        let (source_id, _) = self.sources.intern(source)?;
-        cache_id(&mut self.source_keys, key, source_id);
-        Ok(source_id)
-    }
-
-    /// Distinct identifiers interned so far, for error messages.
-    pub(crate) fn node_count(&self) -> usize {
-        self.nodes.len()
-    }
-
-    pub(crate) fn edge_count(&self) -> usize {
-        self.edges.len()
-    }
-
-    /// Heap bytes held, for memory accounting.
-    pub(crate) fn allocated_bytes(&self) -> usize {
-        self.types.allocated_bytes()
-            + self.sources.allocated_bytes()
-            + self.nodes.allocated_bytes()
-            + self.edges.capacity() * size_of::<Edge>()
-    }
-
-    /// Bytes [`finish`](Self::finish) allocates beyond what is held (waits for the identifiers
-    /// being interned in the background).
-    pub(crate) fn finish_extra_bytes(&mut self) -> Result<usize> {
-        self.nodes.finish_extra_bytes()
-    }
-
-    /// Numbers the nodes and fills in the edges' endpoints.
-    pub(crate) fn finish(self) -> Result<Graph> {
-        let threads = self.nodes.threads();
-        let InternedNodes {
-            table,
-            first_seen,
-            last_seen,
-            n_edges,
-            endpoints,
-        } = self.nodes.finish()?;
-        let mut edges = self.edges;
-        if endpoints.len() != 2 * edges.len() {
-            return internal_err!(
-                "identity_stitch: {} endpoint nodes for {} edges",
-                endpoints.len(),
-                edges.len()
-            );
-        }
-        for (edge, ends) in edges.iter_mut().zip(endpoints.chunks_exact(2)) {
-            (edge.a, edge.b) = (ends[0], ends[1]);
-        }
-        Ok(Graph {
-            types: self.types,
-            sources: self.sources,
-            nodes: table,
-            first_seen,
-            last_seen,
-            n_edges,
-            edges,
-            dropped: self.dropped,
-            threads,
+    fn intern_type(&mut self, graph: &GraphBuilder, id_type: &[u8]) -> Result<u32> {
+        name_id(&mut self.type_keys, &mut self.type_ids, id_type, |name| {
+            graph.intern_type(name)
         })
     }
+
+    fn intern_source(&mut self, graph: &GraphBuilder, source: &[u8]) -> Result<u32> {
+        name_id(
+            &mut self.source_keys,
+            &mut self.source_ids,
+            source,
+            |name| graph.intern_source(name),
+        )
+    }
+
+    /// Heap bytes held by the chunk being filled, for memory accounting.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.nodes.allocated_bytes() + self.edges.capacity() * size_of::<Edge>()
+    }
+
+    /// Chunks submitted so far.
+    pub(crate) fn submitted(&self) -> usize {
+        self.submitted
+    }
+
+    /// Submits what is left and the reader's drop counts.
+    pub(crate) fn done(mut self, graph: &GraphBuilder) -> Result<()> {
+        graph.submit(&mut self)?;
+        graph.parts()?.dropped.add(&self.dropped);
+        Ok(())
+    }
+}
+
+/// The id of a type or source name: from the reader's key cache, its map, or (once per name and
+/// reader) the numbering shared by all readers.
+fn name_id(
+    keys: &mut Vec<(ShortName, u32)>,
+    ids: &mut HashMap<Box<[u8]>, u32>,
+    name: &[u8],
+    shared: impl FnOnce(&[u8]) -> Result<u32>,
+) -> Result<u32> {
+    let key = short_name_key(name);
+    if let Some(key) = key
+        && let Some(&(_, id)) = keys.iter().find(|(k, _)| *k == key)
+    {
+        return Ok(id);
+    }
+    let id = match ids.get(name) {
+        Some(&id) => id,
+        None => {
+            let id = shared(name)?;
+            ids.insert(name.into(), id);
+            id
+        }
+    };
+    if let Some(key) = key
+        && keys.len() < CACHED_NAMES
+    {
+        keys.push((key, id));
+    }
+    Ok(id)
 }
 
 /// NULL, empty and whitespace-only values identify nobody.
-/// The id cached for the name with `key`, if any.
-fn cached_id(cached: &[(ShortName, u32)], key: Option<ShortName>) -> Option<u32> {
-    let key = key?;
-    cached.iter().find(|(k, _)| *k == key).map(|&(_, id)| id)
-}
-
-fn cache_id(cached: &mut Vec<(ShortName, u32)>, key: Option<ShortName>, id: u32) {
-    if let Some(key) = key
-        && cached.len() < CACHED_NAMES
-    {
-        cached.push((key, id));
-    }
-}
-
 pub(crate) fn is_blank(value: &[u8]) -> bool {
     value.iter().all(u8::is_ascii_whitespace)
 }
@@ -422,25 +588,41 @@ mod tests {
 
     #[test]
     fn rows_become_nodes_edges_and_drop_counts() -> Result<()> {
-        let mut graph = GraphBuilder::new(1);
+        let builder = GraphBuilder::new(1, 1);
+        let mut graph = builder.reader()?;
         let e = |s: &'static str| Some(s.as_bytes());
         graph.add_row(
+            &builder,
             (e("email"), e("a@x")),
             (e("phone"), e("+1")),
             Some(10),
             e("web"),
         )?;
-        graph.add_row((e("email"), e("a@x")), (None, None), Some(5), None)?;
         graph.add_row(
+            &builder,
+            (e("email"), e("a@x")),
+            (None, None),
+            Some(5),
+            None,
+        )?;
+        graph.add_row(
+            &builder,
             (e("email"), e("a@x")),
             (e("email"), e("a@x")),
             Some(50),
             e("web"),
         )?;
-        graph.add_row((e("email"), e(" ")), (e("phone"), e("+1")), None, e("pos"))?;
-        graph.add_row((None, e("v")), (None, None), None, None)?;
-        graph.add_row((None, None), (None, None), None, None)?;
-        let graph = graph.finish()?;
+        graph.add_row(
+            &builder,
+            (e("email"), e(" ")),
+            (e("phone"), e("+1")),
+            None,
+            e("pos"),
+        )?;
+        graph.add_row(&builder, (None, e("v")), (None, None), None, None)?;
+        graph.add_row(&builder, (None, None), (None, None), None, None)?;
+        graph.done(&builder)?;
+        let graph = builder.finish()?;
         assert_eq!(graph.node_count(), 2);
         let node = |id_type: &str, value: &str| {
             let type_id = graph.types.get(id_type.as_bytes()).unwrap();
@@ -468,10 +650,12 @@ mod tests {
 
     #[test]
     fn thousands_of_types_are_an_error() -> Result<()> {
-        let mut graph = GraphBuilder::new(1);
+        let builder = GraphBuilder::new(1, 1);
+        let mut graph = builder.reader()?;
         for i in 0..MAX_ID_TYPES {
             let id_type = format!("t{i}");
             graph.add_row(
+                &builder,
                 (Some(id_type.as_bytes()), Some(b"v")),
                 (None, None),
                 None,
@@ -480,6 +664,7 @@ mod tests {
         }
         let err = graph
             .add_row(
+                &builder,
                 (Some(b"ann@x.ru"), Some(b"email")),
                 (None, None),
                 None,

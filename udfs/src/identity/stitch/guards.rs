@@ -107,6 +107,11 @@ impl Blocklist {
     }
 
     /// The first rule (in option order) of `type_id` that blocks `value`.
+    /// Whether no value of any type can be blocked.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.per_type.iter().all(Option::is_none)
+    }
+
     pub(crate) fn check(&self, type_id: u32, value: &[u8]) -> Option<u32> {
         let list = self.per_type.get(type_id as usize)?.as_ref()?;
         let exact = list.exact.get(value).copied();

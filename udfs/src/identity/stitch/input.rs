@@ -10,11 +10,13 @@
 //! `b_value` and `first_seen` in `ts`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit, UInt8Type};
+use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::{Column, DataFusionError, Result, ScalarValue, internal_err, plan_err};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionState;
@@ -22,7 +24,7 @@ use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast, lit};
 use futures::StreamExt;
 
-use super::graph::{EDGE_COLUMNS, EdgeColumns, Graph, GraphBuilder};
+use super::graph::{EDGE_COLUMNS, EdgeColumns, EdgeReader, Graph, GraphBuilder};
 use super::incremental::PreviousMap;
 use super::interner::{StringColumn, TimestampColumn};
 use super::options::{BlockMatcher, BlockRule, StitchOptions};
@@ -312,22 +314,23 @@ impl StitchInputs {
     }
 }
 
-/// [`StitchInputs`] while the input is read.
-struct InputsBuilder {
-    graph: GraphBuilder,
+/// The tagged input's relations while they are read.
+struct TaggedInputs {
+    edges: EdgeReader,
     blocks: QueryBlocks,
     previous: PreviousMap,
 }
 
-impl InputsBuilder {
+impl TaggedInputs {
     fn allocated_bytes(&self) -> usize {
-        self.graph.allocated_bytes()
+        self.edges.allocated_bytes()
             + self.blocks.allocated_bytes()
             + self.previous.allocated_bytes()
     }
 
-    fn add_tagged_batch(
+    fn add_batch(
         &mut self,
+        graph: &GraphBuilder,
         columns: &EdgeColumns,
         schema: &Schema,
         part_index: usize,
@@ -351,7 +354,7 @@ impl InputsBuilder {
                 &filtered
             };
             match part {
-                Part::Edges => self.graph.add_batch(columns, rows_of_part)?,
+                Part::Edges => self.edges.add_batch(graph, columns, rows_of_part)?,
                 Part::Block => add_block_rows(&mut self.blocks, schema, rows_of_part)?,
                 Part::Previous => self.previous.add_batch(schema, rows_of_part)?,
             }
@@ -360,63 +363,133 @@ impl InputsBuilder {
     }
 }
 
-/// Drains `input` (tagged when `tagged`) into the graph, the blocks and the previous map,
-/// keeping `reservation` equal to the memory held; identifiers are interned on up to `threads`
-/// threads.
+/// Drains `inputs` into the graph (and, when `tagged`, the one combined stream also into the
+/// blocks and the previous map), keeping `reservation` equal to the memory held. Several
+/// streams (the edges query's partitions) are read at once, each on its own task; identifiers
+/// are interned on up to `threads` threads.
 pub(crate) async fn read_inputs(
-    mut input: SendableRecordBatchStream,
+    inputs: Vec<SendableRecordBatchStream>,
     tagged: bool,
-    function: &str,
+    function: &'static str,
     threads: usize,
     reservation: &MemoryReservation,
 ) -> Result<StitchInputs> {
-    let schema = input.schema();
-    let columns = EdgeColumns::try_new(&schema)?;
-    let part = if tagged {
-        match schema.index_of(PART) {
-            Ok(index) => Some(index),
-            Err(_) => return internal_err!("{function}: the combined input has no {PART} column"),
+    let graph = Arc::new(GraphBuilder::new(threads, inputs.len()));
+    // The graph's own bytes, reserved by whichever reader submits a chunk.
+    let held = Arc::new(reservation.new_empty());
+    let (blocks, previous) = match (tagged, <[_; 1]>::try_from(inputs)) {
+        (true, Ok([input])) => read_tagged(input, &graph, function, &held).await?,
+        (true, Err(inputs)) => {
+            return internal_err!(
+                "{function}: the combined input must be one stream, got {}",
+                inputs.len()
+            );
         }
-    } else {
-        None
-    };
-    let mut inputs = InputsBuilder {
-        graph: GraphBuilder::new(threads),
-        blocks: QueryBlocks::default(),
-        previous: PreviousMap::default(),
-    };
-    let over_limit = |inputs: &InputsBuilder, e| {
-        graph_over_memory_limit(
-            function,
-            inputs.graph.node_count(),
-            inputs.graph.edge_count(),
-            e,
-        )
-    };
-    while let Some(batch) = input.next().await {
-        let batch = batch?;
-        match part {
-            None => inputs.graph.add_batch(&columns, &batch)?,
-            Some(part) => inputs.add_tagged_batch(&columns, &schema, part, &batch)?,
+        (false, Ok([input])) => {
+            read_edges(input, &graph, function, reservation.new_empty(), &held).await?;
+            Default::default()
         }
-        reservation
-            .try_resize(inputs.allocated_bytes())
-            .map_err(|e| over_limit(&inputs, e))?;
-    }
+        (false, Err(inputs)) => {
+            let tasks = inputs.into_iter().map(|input| {
+                let (graph, held) = (Arc::clone(&graph), Arc::clone(&held));
+                let own = reservation.new_empty();
+                let task = SpawnedTask::spawn(async move {
+                    read_edges(input, &graph, function, own, &held).await
+                });
+                async move {
+                    task.join_unwind()
+                        .await
+                        .map_err(|e| DataFusionError::ExecutionJoin(Box::new(e)))?
+                }
+            });
+            // The first error ends the reading: the other tasks are aborted when dropped.
+            futures::future::try_join_all(tasks).await?;
+            Default::default()
+        }
+    };
+    let Some(graph) = Arc::into_inner(graph) else {
+        return internal_err!("{function}: a reader of the edges is still running");
+    };
+    let over_limit = |graph: &GraphBuilder, e| {
+        graph_over_memory_limit(function, graph.node_count(), graph.edge_count(), e)
+    };
+    let held_bytes =
+        graph.allocated_bytes()? + blocks.allocated_bytes() + previous.allocated_bytes();
     // Numbering the nodes copies each partition's values once: reserve the copy first.
-    let finish_bytes = inputs.graph.finish_extra_bytes()?;
+    let finish_bytes = graph.finish_extra_bytes()?;
+    drop(held);
     reservation
-        .try_resize(inputs.allocated_bytes() + finish_bytes)
-        .map_err(|e| over_limit(&inputs, e))?;
+        .try_resize(held_bytes + finish_bytes)
+        .map_err(|e| over_limit(&graph, e))?;
     let inputs = StitchInputs {
-        graph: inputs.graph.finish()?,
-        blocks: inputs.blocks,
-        previous: inputs.previous,
+        graph: graph.finish()?,
+        blocks,
+        previous,
     };
     reservation
         .try_resize(inputs.allocated_bytes())
         .map_err(|e| over_memory_limit(function, &inputs.graph, e))?;
     Ok(inputs)
+}
+
+/// Reads one stream of edges into `graph`: `own` holds the reader's chunk, `held` the graph.
+async fn read_edges(
+    mut input: SendableRecordBatchStream,
+    graph: &GraphBuilder,
+    function: &str,
+    own: MemoryReservation,
+    held: &MemoryReservation,
+) -> Result<()> {
+    let columns = EdgeColumns::try_new(&input.schema())?;
+    let mut reader = graph.reader()?;
+    let over_limit =
+        |e| graph_over_memory_limit(function, graph.node_count(), graph.edge_count(), e);
+    while let Some(batch) = input.next().await {
+        let submitted = reader.submitted();
+        reader.add_batch(graph, &columns, &batch?)?;
+        own.try_resize(reader.allocated_bytes())
+            .map_err(over_limit)?;
+        if reader.submitted() != submitted {
+            graph.reserve(held).map_err(over_limit)?;
+        }
+    }
+    reader.done(graph)?;
+    graph.reserve(held).map_err(over_limit)
+}
+
+/// Reads the tagged combination of edges, blocks and previous map (one stream) into `graph`
+/// and returns the blocks and the previous map.
+async fn read_tagged(
+    mut input: SendableRecordBatchStream,
+    graph: &GraphBuilder,
+    function: &str,
+    held: &MemoryReservation,
+) -> Result<(QueryBlocks, PreviousMap)> {
+    let schema = input.schema();
+    let columns = EdgeColumns::try_new(&schema)?;
+    let part = match schema.index_of(PART) {
+        Ok(index) => index,
+        Err(_) => return internal_err!("{function}: the combined input has no {PART} column"),
+    };
+    let mut inputs = TaggedInputs {
+        edges: graph.reader()?,
+        blocks: QueryBlocks::default(),
+        previous: PreviousMap::default(),
+    };
+    let over_limit =
+        |e| graph_over_memory_limit(function, graph.node_count(), graph.edge_count(), e);
+    while let Some(batch) = input.next().await {
+        inputs.add_batch(graph, &columns, &schema, part, &batch?)?;
+        let bytes = inputs.allocated_bytes() + graph.allocated_bytes()?;
+        held.try_resize(bytes).map_err(over_limit)?;
+    }
+    let TaggedInputs {
+        edges,
+        blocks,
+        previous,
+    } = inputs;
+    edges.done(graph)?;
+    Ok((blocks, previous))
 }
 
 /// The error for a graph that does not fit in the memory pool.

@@ -263,25 +263,116 @@ struct ChunkJob {
     slots: Vec<AtomicU32>,
 }
 
-/// Interns the graph's endpoints while the edges are read; [`finish`](Self::finish) numbers the
+fn empty_buffers() -> Vec<Pending> {
+    (0..PARTITIONS).map(|_| Pending::default()).collect()
+}
+
+/// The endpoints one reader has pushed since its last chunk was submitted, by hash partition:
+/// hashing and copying happen on the reader's thread, so several readers fill chunks at once.
+#[derive(Debug)]
+pub(crate) struct NodeChunk {
+    pending: Vec<Pending>,
+    endpoints: usize,
+    /// Endpoint slots used (the highest pushed + 1); they are relative to the chunk.
+    slots: usize,
+    capacity: usize,
+}
+
+impl NodeChunk {
+    fn new(capacity: usize) -> Self {
+        Self {
+            pending: empty_buffers(),
+            endpoints: 0,
+            slots: 0,
+            capacity,
+        }
+    }
+
+    /// Records one sighting of `(id_type, value)` at `ts` (µs, [`NO_TS`] when unknown); `slot` is
+    /// the chunk-relative `2 × edge + side` when the identifier is an endpoint of an edge.
+    pub(crate) fn push(
+        &mut self,
+        id_type: u32,
+        value: &[u8],
+        ts: i64,
+        slot: Option<usize>,
+    ) -> Result<()> {
+        let Ok(len) = u32::try_from(value.len()) else {
+            return exec_err!(
+                "identity_stitch: an identifier value of {} bytes is longer than the supported 4 GiB",
+                value.len()
+            );
+        };
+        if self.endpoints >= MAX_CHUNK_ENDPOINTS {
+            return internal_err!(
+                "identity_stitch: a chunk of more than {MAX_CHUNK_ENDPOINTS} endpoints"
+            );
+        }
+        let slot = match slot {
+            Some(slot) => match u32::try_from(slot) {
+                // A chunk's slots are its edges' endpoints: fewer than its endpoints.
+                Ok(local) if slot < MAX_CHUNK_ENDPOINTS => {
+                    self.slots = self.slots.max(slot + 1);
+                    local
+                }
+                _ => return internal_err!("identity_stitch: endpoint slot {slot} out of range"),
+            },
+            None => NO_SLOT,
+        };
+        let hash = identifier_hash(id_type, value);
+        let pending = &mut self.pending[partition_of(hash)];
+        pending.bytes.extend_from_slice(value);
+        pending.endpoints.push(PendingEndpoint {
+            hash,
+            ts,
+            slot,
+            // Below MAX_CHUNK_ENDPOINTS, checked above.
+            position: self.endpoints as u32,
+            len,
+            type_id: id_type,
+        });
+        self.endpoints += 1;
+        Ok(())
+    }
+
+    /// Whether the chunk should be submitted.
+    pub(crate) fn is_full(&self) -> bool {
+        self.endpoints >= self.capacity
+    }
+
+    /// Endpoint slots used by the chunk (the highest pushed + 1).
+    pub(crate) fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Heap bytes held, for memory accounting.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.pending.iter().map(Pending::allocated_bytes).sum()
+    }
+
+    fn clear(&mut self) {
+        self.endpoints = 0;
+        self.slots = 0;
+    }
+}
+
+/// Interns the chunks of endpoints its readers submit; [`finish`](Self::finish) numbers the
 /// nodes.
 ///
-/// With more than one thread, a full chunk is interned in the background while the next one is
-/// filled (double buffering): reading and interning overlap instead of taking turns. Chunks are
-/// interned one after the other, in order, so the result does not depend on the timing.
+/// With more than one thread, a submitted chunk is interned in the background while its reader
+/// fills the next one (double buffering): reading and interning overlap instead of taking turns.
+/// Chunks are interned one after the other, in the order they were submitted; the numbering
+/// follows that order (one reader: the order of its input), which no result depends on but the
+/// order of the map's rows.
 #[derive(Debug)]
 pub(crate) struct NodeTableBuilder {
     /// The partitions' tables; `None` while a chunk is interned in the background.
     partitions: Option<Vec<Partition>>,
-    /// The chunk being filled, and the emptied buffers of the chunk interned before it.
-    pending: Vec<Pending>,
-    spare: Vec<Pending>,
-    pending_endpoints: usize,
-    /// Endpoints pushed before the chunk being filled.
-    chunk_start: u64,
-    /// Endpoint slots before the chunk being filled, and the chunk's own (its highest + 1).
-    chunk_first_slot: usize,
-    chunk_slots: usize,
+    /// Emptied buffers of chunks interned before, for the readers' next chunks.
+    spare: Vec<Vec<Pending>>,
+    /// Endpoints submitted, and endpoint slots.
+    pushed: u64,
+    slots: usize,
     /// The packed node of every endpoint slot of the chunks interned so far.
     endpoints: Vec<u32>,
     in_flight: Option<JoinHandle<Result<ChunkJob>>>,
@@ -300,17 +391,13 @@ impl NodeTableBuilder {
         Self::with_chunk(threads, CHUNK_ENDPOINTS)
     }
 
-    /// A builder interning every `chunk_endpoints` endpoints.
-    fn with_chunk(threads: usize, chunk_endpoints: usize) -> Self {
-        let buffers = || (0..PARTITIONS).map(|_| Pending::default()).collect();
+    /// A builder whose readers submit every `chunk_endpoints` endpoints.
+    pub(crate) fn with_chunk(threads: usize, chunk_endpoints: usize) -> Self {
         Self {
             partitions: Some((0..PARTITIONS).map(|_| Partition::default()).collect()),
-            pending: buffers(),
-            spare: buffers(),
-            pending_endpoints: 0,
-            chunk_start: 0,
-            chunk_first_slot: 0,
-            chunk_slots: 0,
+            spare: Vec::new(),
+            pushed: 0,
+            slots: 0,
             endpoints: Vec::new(),
             in_flight: None,
             interned: 0,
@@ -321,126 +408,83 @@ impl NodeTableBuilder {
         }
     }
 
-    /// Records one sighting of `(id_type, value)` at `ts` (µs, [`NO_TS`] when unknown); `slot` is
-    /// `2 × edge + side` when the identifier is an endpoint of an edge, whose node
-    /// [`finish`](Self::finish) returns at that index. Slots are pushed in increasing order.
-    pub(crate) fn push(
-        &mut self,
-        id_type: u32,
-        value: &[u8],
-        ts: i64,
-        slot: Option<usize>,
-    ) -> Result<()> {
-        let Ok(len) = u32::try_from(value.len()) else {
-            return exec_err!(
-                "identity_stitch: an identifier value of {} bytes is longer than the supported 4 GiB",
-                value.len()
-            );
-        };
-        let slot = match slot {
-            Some(slot) => {
-                let Some(local) = slot.checked_sub(self.chunk_first_slot) else {
-                    return internal_err!(
-                        "identity_stitch: endpoint slot {slot} pushed after slot {}",
-                        self.chunk_first_slot
-                    );
-                };
-                self.chunk_slots = self.chunk_slots.max(local + 1);
-                // Slots are consecutive, so a chunk spans at most one more than its endpoints.
-                match u32::try_from(local) {
-                    Ok(local) if local != NO_SLOT => local,
-                    _ => {
-                        return internal_err!(
-                            "identity_stitch: endpoint slot {slot} skips ahead of the chunk"
-                        );
-                    }
-                }
-            }
-            None => NO_SLOT,
-        };
-        let hash = identifier_hash(id_type, value);
-        let pending = &mut self.pending[partition_of(hash)];
-        pending.bytes.extend_from_slice(value);
-        pending.endpoints.push(PendingEndpoint {
-            hash,
-            ts,
-            slot,
-            // Below `chunk_endpoints` ≤ MAX_CHUNK_ENDPOINTS.
-            position: self.pending_endpoints as u32,
-            len,
-            type_id: id_type,
-        });
-        self.pending_endpoints += 1;
-        if self.pending_endpoints >= self.chunk_endpoints {
-            self.intern_chunk()?;
+    /// An empty chunk for a reader, of `1 / readers` of the chunk size (so that the buffers
+    /// held stay the same with more readers).
+    pub(crate) fn chunk(&mut self, readers: usize) -> NodeChunk {
+        let capacity = (self.chunk_endpoints / readers.max(1)).max(1);
+        match self.spare.pop() {
+            Some(pending) => NodeChunk {
+                pending,
+                ..NodeChunk::new(capacity)
+            },
+            None => NodeChunk::new(capacity),
         }
-        Ok(())
     }
 
-    /// Interns the chunk filled so far: in the background with several threads (after waiting
-    /// for the chunk before it), here with one.
-    fn intern_chunk(&mut self) -> Result<()> {
+    /// Interns the endpoints of `chunk` (in the background with several threads, after waiting
+    /// for the chunk before it; here with one) and leaves `chunk` empty for the next ones. Its
+    /// slots continue those of the chunks submitted before.
+    pub(crate) fn submit(&mut self, chunk: &mut NodeChunk) -> Result<()> {
+        if chunk.endpoints == 0 {
+            return Ok(());
+        }
+        self.wait_for_chunk()?;
         if self.threads == 1 {
-            return self.intern_chunk_here();
+            let slots = unset_slots(chunk.slots);
+            let Some(partitions) = self.partitions.as_mut() else {
+                return internal_err!("identity_stitch: the partitions are being interned");
+            };
+            intern_chunk(
+                partitions,
+                &mut chunk.pending,
+                &slots,
+                self.threads,
+                self.pushed,
+                chunk.endpoints,
+            )?;
+            self.chunk_interned(slots);
+        } else {
+            let Some(partitions) = self.partitions.take() else {
+                return internal_err!("identity_stitch: the partitions are being interned");
+            };
+            let buffers = self.spare.pop().unwrap_or_else(empty_buffers);
+            let mut job = ChunkJob {
+                partitions,
+                pending: std::mem::replace(&mut chunk.pending, buffers),
+                chunk_start: self.pushed,
+                endpoints: chunk.endpoints,
+                slots: unset_slots(chunk.slots),
+            };
+            self.in_flight_bytes = job
+                .pending
+                .iter()
+                .map(Pending::allocated_bytes)
+                .sum::<usize>()
+                + job.slots.len() * size_of::<AtomicU32>();
+            let threads = self.threads;
+            let handle = std::thread::Builder::new()
+                .name("identity_stitch interning".into())
+                .spawn(move || {
+                    intern_chunk(
+                        &mut job.partitions,
+                        &mut job.pending,
+                        &job.slots,
+                        threads,
+                        job.chunk_start,
+                        job.endpoints,
+                    )
+                    .map(|()| job)
+                })
+                .map_err(|e| {
+                    DataFusionError::Execution(format!(
+                        "identity_stitch: cannot start an interning thread: {e}"
+                    ))
+                })?;
+            self.in_flight = Some(handle);
         }
-        self.wait_for_chunk()?;
-        let Some(partitions) = self.partitions.take() else {
-            return internal_err!("identity_stitch: the partitions are being interned");
-        };
-        let mut job = ChunkJob {
-            partitions,
-            pending: std::mem::replace(&mut self.pending, std::mem::take(&mut self.spare)),
-            chunk_start: self.chunk_start,
-            endpoints: self.pending_endpoints,
-            slots: unset_slots(self.chunk_slots),
-        };
-        self.in_flight_bytes = job
-            .pending
-            .iter()
-            .map(Pending::allocated_bytes)
-            .sum::<usize>()
-            + job.slots.len() * size_of::<AtomicU32>();
-        let threads = self.threads;
-        let handle = std::thread::Builder::new()
-            .name("identity_stitch interning".into())
-            .spawn(move || {
-                intern_chunk(
-                    &mut job.partitions,
-                    &mut job.pending,
-                    &job.slots,
-                    threads,
-                    job.chunk_start,
-                    job.endpoints,
-                )
-                .map(|()| job)
-            })
-            .map_err(|e| {
-                DataFusionError::Execution(format!(
-                    "identity_stitch: cannot start an interning thread: {e}"
-                ))
-            })?;
-        self.in_flight = Some(handle);
-        self.next_chunk();
-        Ok(())
-    }
-
-    /// Interns the chunk filled so far on this thread (and its scoped helpers).
-    fn intern_chunk_here(&mut self) -> Result<()> {
-        self.wait_for_chunk()?;
-        let slots = unset_slots(self.chunk_slots);
-        let Some(partitions) = self.partitions.as_mut() else {
-            return internal_err!("identity_stitch: the partitions are being interned");
-        };
-        intern_chunk(
-            partitions,
-            &mut self.pending,
-            &slots,
-            self.threads,
-            self.chunk_start,
-            self.pending_endpoints,
-        )?;
-        self.chunk_interned(slots);
-        self.next_chunk();
+        self.pushed += chunk.endpoints as u64;
+        self.slots += chunk.slots;
+        chunk.clear();
         Ok(())
     }
 
@@ -451,7 +495,7 @@ impl NodeTableBuilder {
         };
         let job = handle.join().unwrap_or_else(|_| Err(thread_panicked()))?;
         self.partitions = Some(job.partitions);
-        self.spare = job.pending;
+        self.spare.push(job.pending);
         self.in_flight_bytes = 0;
         self.chunk_interned(job.slots);
         Ok(())
@@ -467,13 +511,6 @@ impl NodeTableBuilder {
         }
     }
 
-    fn next_chunk(&mut self) {
-        self.chunk_start += self.pending_endpoints as u64;
-        self.chunk_first_slot += self.chunk_slots;
-        self.chunk_slots = 0;
-        self.pending_endpoints = 0;
-    }
-
     /// The threads interning may use.
     pub(crate) fn threads(&self) -> usize {
         self.threads
@@ -484,13 +521,16 @@ impl NodeTableBuilder {
         self.interned
     }
 
-    /// Heap bytes held, for memory accounting (the partitions as of the last interned chunk).
+    /// Heap bytes held, for memory accounting (the partitions as of the last interned chunk;
+    /// the readers' chunks are theirs).
     pub(crate) fn allocated_bytes(&self) -> usize {
-        let buffers =
-            |pending: &[Pending]| -> usize { pending.iter().map(Pending::allocated_bytes).sum() };
         self.partition_bytes
-            + buffers(&self.pending)
-            + buffers(&self.spare)
+            + self
+                .spare
+                .iter()
+                .flatten()
+                .map(Pending::allocated_bytes)
+                .sum::<usize>()
             + self.in_flight_bytes
             + self.endpoints.capacity() * size_of::<u32>()
     }
@@ -506,22 +546,17 @@ impl NodeTableBuilder {
             .flatten()
             .map(|p| p.values.len())
             .sum();
-        let pending: usize = self.pending.iter().map(|p| p.bytes.len()).sum();
         // The copy (value end, type, statistics), the node of each local id and the order.
         let per_node = size_of::<usize>() + size_of::<u32>() * 4 + size_of::<i64>() * 2;
-        let first_bits = (self.chunk_start as usize + self.pending_endpoints).div_ceil(64) * 12;
-        Ok(values
-            + pending
-            + first_bits
-            + (self.interned + self.pending_endpoints) * per_node
-            + (self.endpoints.len() + self.chunk_slots) * size_of::<u32>())
+        let first_bits = (self.pushed as usize).div_ceil(64) * 12;
+        Ok(values + first_bits + self.interned * per_node)
     }
 
     /// Numbers the nodes in order of first appearance, as one table would have: the identity
     /// map comes out in the order of its input (which keeps it clustered by time in Parquet) and
     /// nodes linked by nearby rows get nearby ids, which the union-find's accesses profit from.
     pub(crate) fn finish(mut self) -> Result<InternedNodes> {
-        self.intern_chunk_here()?;
+        self.wait_for_chunk()?;
         let Some(partitions) = self.partitions else {
             return internal_err!("identity_stitch: the partitions are being interned");
         };
@@ -534,7 +569,7 @@ impl NodeTableBuilder {
         }
         // A node's id is the rank of its first endpoint among the first endpoints of all nodes:
         // a bit per endpoint marks the firsts, and a count per 64-bit word ranks them.
-        let pushed = usize::try_from(self.chunk_start).map_err(|_| {
+        let pushed = usize::try_from(self.pushed).map_err(|_| {
             DataFusionError::Execution("identity_stitch: too many endpoints in one call".into())
         })?;
         let mut firsts = vec![0u64; pushed.div_ceil(64)];
@@ -607,26 +642,80 @@ impl NodeTableBuilder {
                 order[node as usize] = (partition as u32, local as u32);
             }
         }
-        let values_len = partitions.iter().map(|p| p.values.len()).sum();
+        // Each node's type, statistics and value copied in the new order, a range of nodes per
+        // thread: the reads are scattered over all partitions, so they wait on memory.
+        let per_thread = total.div_ceil(self.threads).max(MIN_PARALLEL_ENDPOINTS);
+        let mut types = vec![0u32; total];
+        let mut first_seen = vec![0i64; total];
+        let mut last_seen = vec![0i64; total];
+        let mut n_edges = vec![0u32; total];
+        let mut ends = vec![0usize; total];
+        let fill = |first: usize, types: &mut [u32], firsts: &mut [i64], lasts: &mut [i64]| {
+            for (i, ((id_type, first_seen), last_seen)) in
+                types.iter_mut().zip(firsts).zip(lasts).enumerate()
+            {
+                let (partition, local) = order[first + i];
+                let (partition, local) = (&partitions[partition as usize], local as usize);
+                *id_type = partition.types[local];
+                *first_seen = partition.first_seen[local];
+                *last_seen = partition.last_seen[local];
+            }
+        };
+        let count = |first: usize, n_edges: &mut [u32], lengths: &mut [usize]| {
+            for (i, (edges, length)) in n_edges.iter_mut().zip(lengths).enumerate() {
+                let (partition, local) = order[first + i];
+                let (partition, local) = (&partitions[partition as usize], local as usize);
+                *edges = partition.n_edges[local];
+                *length = partition.value(local).len();
+            }
+        };
+        std::thread::scope(|scope| {
+            let ranges = types
+                .chunks_mut(per_thread)
+                .zip(first_seen.chunks_mut(per_thread))
+                .zip(last_seen.chunks_mut(per_thread))
+                .zip(n_edges.chunks_mut(per_thread))
+                .zip(ends.chunks_mut(per_thread))
+                .enumerate();
+            for (range, ((((types, firsts), lasts), n_edges), lengths)) in ranges {
+                let first = range * per_thread;
+                scope.spawn(move || {
+                    fill(first, types, firsts, lasts);
+                    count(first, n_edges, lengths);
+                });
+            }
+        });
+        let mut values_len = 0;
+        for end in &mut ends {
+            values_len += *end;
+            *end = values_len;
+        }
+        let mut values = vec![0u8; values_len];
+        std::thread::scope(|scope| {
+            let mut rest = values.as_mut_slice();
+            let mut copied = 0;
+            for first in (0..total).step_by(per_thread) {
+                let last = (first + per_thread).min(total) - 1;
+                let (range, after) = rest.split_at_mut(ends[last] - copied);
+                (rest, copied) = (after, ends[last]);
+                let (order, partitions) = (&order, &partitions);
+                scope.spawn(move || {
+                    let mut at = 0;
+                    for &(partition, local) in &order[first..=last] {
+                        let value = partitions[partition as usize].value(local as usize);
+                        range[at..at + value.len()].copy_from_slice(value);
+                        at += value.len();
+                    }
+                });
+            }
+        });
         let mut table = NodeTable {
-            values: Vec::with_capacity(values_len),
-            ends: Vec::with_capacity(total),
-            types: Vec::with_capacity(total),
+            values,
+            ends,
+            types,
             tables: Vec::with_capacity(PARTITIONS),
             node_of_local,
         };
-        let mut first_seen = Vec::with_capacity(total);
-        let mut last_seen = Vec::with_capacity(total);
-        let mut n_edges = Vec::with_capacity(total);
-        for (partition, local) in order {
-            let (partition, local) = (&partitions[partition as usize], local as usize);
-            table.values.extend_from_slice(partition.value(local));
-            table.ends.push(table.values.len());
-            table.types.push(partition.types[local]);
-            first_seen.push(partition.first_seen[local]);
-            last_seen.push(partition.last_seen[local]);
-            n_edges.push(partition.n_edges[local]);
-        }
         table.tables = partitions.into_iter().map(|p| p.table).collect();
         Ok(InternedNodes {
             table,
@@ -722,15 +811,23 @@ mod tests {
         build_in_chunks(threads, CHUNK_ENDPOINTS, rows)
     }
 
+    /// One reader submitting a chunk every `chunk` endpoints; `rows` carry global slots.
     fn build_in_chunks(
         threads: usize,
         chunk: usize,
         rows: &[(u32, &str, i64, Option<usize>)],
     ) -> Result<InternedNodes> {
         let mut builder = NodeTableBuilder::with_chunk(threads, chunk);
+        let mut current = builder.chunk(1);
+        let mut first_slot = 0;
         for &(id_type, value, ts, slot) in rows {
-            builder.push(id_type, value.as_bytes(), ts, slot)?;
+            current.push(id_type, value.as_bytes(), ts, slot.map(|s| s - first_slot))?;
+            if current.is_full() {
+                first_slot += current.slots();
+                builder.submit(&mut current)?;
+            }
         }
+        builder.submit(&mut current)?;
         builder.finish()
     }
 
@@ -840,22 +937,68 @@ mod tests {
             assert_eq!(built.table.values, reference.table.values, "{label}");
         }
         let mut builder = NodeTableBuilder::with_chunk(2, 100);
-        for &(id_type, value, ts, slot) in &rows[..1000] {
-            builder.push(id_type, value.as_bytes(), ts, slot)?;
+        let mut chunk = builder.chunk(1);
+        for &(id_type, value, ts, _) in &rows[..1000] {
+            chunk.push(id_type, value.as_bytes(), ts, None)?;
+            if chunk.is_full() {
+                builder.submit(&mut chunk)?;
+            }
         }
+        assert!(chunk.allocated_bytes() > 0);
         assert!(builder.allocated_bytes() > 0);
         assert!(builder.finish_extra_bytes()? > 0);
         assert!(builder.len() > 0, "the chunks in flight were waited for");
         Ok(())
     }
 
+    /// Several readers' chunks, submitted interleaved: every endpoint gets the node of its
+    /// identifier, whatever the order of submission.
     #[test]
-    fn slots_out_of_order_are_an_internal_error() -> Result<()> {
+    fn chunks_of_several_readers_share_one_table() -> Result<()> {
+        let values: Vec<String> = (0..6000).map(|i| format!("r{}", (i * 11) % 2003)).collect();
+        for threads in [1, 2, 4] {
+            let mut builder = NodeTableBuilder::with_chunk(threads, 300);
+            let mut readers = [builder.chunk(3), builder.chunk(3), builder.chunk(3)];
+            // Per reader, the values it pushed in its current chunk; the slots of a chunk go
+            // after every slot submitted before it.
+            let mut pushed: [Vec<&str>; 3] = Default::default();
+            let mut in_order: Vec<&str> = Vec::new();
+            for (i, value) in values.iter().enumerate() {
+                let reader = i % 3;
+                let chunk = &mut readers[reader];
+                chunk.push(0, value.as_bytes(), i as i64, Some(pushed[reader].len()))?;
+                pushed[reader].push(value);
+                if chunk.is_full() {
+                    builder.submit(chunk)?;
+                    in_order.append(&mut pushed[reader]);
+                }
+            }
+            for (chunk, pushed) in readers.iter_mut().zip(pushed.iter_mut()) {
+                builder.submit(chunk)?;
+                in_order.append(pushed);
+            }
+            let built = builder.finish()?;
+            assert_eq!(built.table.len(), 2003, "{threads} threads");
+            let endpoint_values: Vec<&[u8]> = built
+                .endpoints
+                .iter()
+                .map(|&n| built.table.value(n))
+                .collect();
+            let expected: Vec<&[u8]> = in_order.iter().map(|v| v.as_bytes()).collect();
+            assert_eq!(endpoint_values, expected, "{threads} threads");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_slot_left_out_is_an_internal_error() -> Result<()> {
         let mut builder = NodeTableBuilder::with_chunk(2, 2);
-        builder.push(0, b"a", 1, Some(0))?;
-        builder.push(0, b"b", 1, Some(1))?;
-        let err = builder.push(0, b"c", 1, Some(0)).unwrap_err();
-        assert!(err.to_string().contains("pushed after slot"), "{err}");
+        let mut chunk = builder.chunk(1);
+        chunk.push(0, b"a", 1, Some(0))?;
+        chunk.push(0, b"b", 1, Some(2))?;
+        builder.submit(&mut chunk)?;
+        let err = builder.finish().unwrap_err();
+        assert!(err.to_string().contains("was not interned"), "{err}");
         Ok(())
     }
 

@@ -1,13 +1,14 @@
 //! The relations `identity_stitch` returns (identity map or audit), built in batches.
 
+use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
-    ArrayRef, BinaryArray, BinaryBuilder, Int64Builder, RecordBatch, StringArray, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BinaryArray, BinaryBuilder, Int64Array, RecordBatch, RecordBatchOptions, StringArray,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::common::Result;
+use datafusion::common::{Result, internal_err};
 
 use super::anchor::CUSTOMER_ID_BYTES;
 use super::graph::{Graph, NO_TS};
@@ -165,55 +166,100 @@ impl OutputBatches {
         }
     }
 
+    /// Rows `start..end` of the map, with only the projected columns: each is built on its own,
+    /// so that a query reading a few columns (or none, as `count(*)`) pays only for those.
     fn map_batch(&self, start: usize, end: usize) -> Result<RecordBatch> {
-        let rows = end - start;
+        let all: Vec<usize>;
+        let columns = match &self.projection {
+            Some(projection) => projection,
+            None => {
+                all = (0..MAP_SCHEMA.fields().len()).collect();
+                &all
+            }
+        };
+        let schema = Arc::new(MAP_SCHEMA.project(columns)?);
+        let arrays = columns
+            .iter()
+            .map(|&column| self.map_column(column, start as u32..end as u32))
+            .collect::<Result<Vec<_>>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(end - start));
+        Ok(RecordBatch::try_new_with_options(schema, arrays, &options)?)
+    }
+
+    /// Column `column` of [`MAP_SCHEMA`] for `nodes`.
+    fn map_column(&self, column: usize, nodes: Range<u32>) -> Result<ArrayRef> {
+        let rows = nodes.len();
         let graph = &self.graph;
         // Values and ids are gathered as bytes and checked as UTF-8 once per column, not per row.
-        let mut id_type = StringBuilder::with_capacity(rows, rows * 8);
-        let mut id_value = BinaryBuilder::with_capacity(rows, rows * 24);
-        let mut customer_id = BinaryBuilder::with_capacity(rows, rows * 2 * CUSTOMER_ID_BYTES);
-        let mut first_seen = TimestampMicrosecondBuilder::with_capacity(rows);
-        let mut last_seen = TimestampMicrosecondBuilder::with_capacity(rows);
-        let mut n_edges = Int64Builder::with_capacity(rows);
-        let mut status = StringBuilder::with_capacity(rows, rows * 8);
-        for node in start as u32..end as u32 {
-            let i = node as usize;
-            id_type.append_value(graph.types.name(graph.nodes.type_of(node)));
-            id_value.append_value(graph.nodes.value(node));
-            let kept = self
-                .ids
-                .as_ref()
-                .zip(self.resolution.component_of(node))
-                .and_then(|(ids, component)| ids.kept(component));
-            match (kept, self.resolution.customer_id(node)) {
-                (Some(customer), _) => {
-                    customer_id.append_value(self.previous.customer_name(customer));
+        Ok(match column {
+            0 => {
+                let mut id_type = StringBuilder::with_capacity(rows, rows * 8);
+                for node in nodes {
+                    id_type.append_value(graph.types.name(graph.nodes.type_of(node)));
                 }
-                (None, Some(id)) => customer_id.append_value(hex_customer_id(id)),
-                (None, None) => customer_id.append_null(),
+                Arc::new(id_type.finish())
             }
-            let first = graph.first_seen[i];
-            first_seen.append_option((first != NO_TS).then_some(first));
-            let last = graph.last_seen[i];
-            last_seen.append_option((last != i64::MIN).then_some(last));
-            n_edges.append_value(i64::from(graph.n_edges[i]));
-            status.append_value(match self.resolution.status[i] {
-                NodeStatus::Linked => "linked",
-                NodeStatus::Blocked(rule) => &self.blocked_status[rule as usize],
-                NodeStatus::Quarantined(t) => &self.quarantined_status[t as usize],
-                NodeStatus::Held => "quarantined:max_component_size",
-            });
-        }
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(id_type.finish()),
-            Arc::new(utf8(id_value.finish())?),
-            Arc::new(utf8(customer_id.finish())?),
-            Arc::new(first_seen.finish().with_timezone("UTC")),
-            Arc::new(last_seen.finish().with_timezone("UTC")),
-            Arc::new(n_edges.finish()),
-            Arc::new(status.finish()),
-        ];
-        Ok(RecordBatch::try_new(Arc::clone(&MAP_SCHEMA), columns)?)
+            1 => {
+                let mut id_value = BinaryBuilder::with_capacity(rows, rows * 24);
+                for node in nodes {
+                    id_value.append_value(graph.nodes.value(node));
+                }
+                Arc::new(utf8(id_value.finish())?)
+            }
+            2 => {
+                let mut customer_id =
+                    BinaryBuilder::with_capacity(rows, rows * 2 * CUSTOMER_ID_BYTES);
+                for node in nodes {
+                    let kept = self
+                        .ids
+                        .as_ref()
+                        .zip(self.resolution.component_of(node))
+                        .and_then(|(ids, component)| ids.kept(component));
+                    match (kept, self.resolution.customer_id(node)) {
+                        (Some(customer), _) => {
+                            customer_id.append_value(self.previous.customer_name(customer));
+                        }
+                        (None, Some(id)) => customer_id.append_value(hex_customer_id(id)),
+                        (None, None) => customer_id.append_null(),
+                    }
+                }
+                Arc::new(utf8(customer_id.finish())?)
+            }
+            3 => {
+                let mut first_seen = TimestampMicrosecondBuilder::with_capacity(rows);
+                for node in nodes {
+                    let first = graph.first_seen[node as usize];
+                    first_seen.append_option((first != NO_TS).then_some(first));
+                }
+                Arc::new(first_seen.finish().with_timezone("UTC"))
+            }
+            4 => {
+                let mut last_seen = TimestampMicrosecondBuilder::with_capacity(rows);
+                for node in nodes {
+                    let last = graph.last_seen[node as usize];
+                    last_seen.append_option((last != i64::MIN).then_some(last));
+                }
+                Arc::new(last_seen.finish().with_timezone("UTC"))
+            }
+            5 => Arc::new(Int64Array::from_iter_values(
+                nodes.map(|node| i64::from(graph.n_edges[node as usize])),
+            )),
+            6 => {
+                let mut status = StringBuilder::with_capacity(rows, rows * 8);
+                for node in nodes {
+                    status.append_value(match self.resolution.status[node as usize] {
+                        NodeStatus::Linked => "linked",
+                        NodeStatus::Blocked(rule) => &self.blocked_status[rule as usize],
+                        NodeStatus::Quarantined(t) => &self.quarantined_status[t as usize],
+                        NodeStatus::Held => "quarantined:max_component_size",
+                    });
+                }
+                Arc::new(status.finish())
+            }
+            other => {
+                return internal_err!("identity_stitch: the map has no column {other}");
+            }
+        })
     }
 
     fn audit_batch(&self, start: usize, end: usize) -> Result<RecordBatch> {
@@ -282,7 +328,8 @@ impl Iterator for OutputBatches {
         let end = (start + self.batch_size).min(rows);
         self.next = end;
         let batch = match self.output {
-            OutputSelector::Map => self.map_batch(start, end),
+            // Projected as it is built.
+            OutputSelector::Map => return Some(self.map_batch(start, end)),
             OutputSelector::Audit => self.audit_batch(start, end),
             OutputSelector::Changes => self.changes_batch(start, end),
         };

@@ -171,11 +171,20 @@ fn resolve_with(
     let mut held_bytes = status.capacity() * size_of::<NodeStatus>();
     memory(held_bytes)?;
 
-    // 1. Blocklists.
+    // 1. Blocklists (a regular expression per value of a type can be costly: on all threads).
     let blocklist = Blocklist::compile(options, types)?;
     let mut blocked_rows = Vec::new();
-    for node in 0..n as u32 {
-        if let Some(rule) = blocklist.check(type_of(node), graph.nodes.value(node)) {
+    let rules = if blocklist.is_empty() {
+        Vec::new()
+    } else {
+        map_parallel(n, graph.threads, &|node| {
+            let node = node as u32;
+            blocklist.check(type_of(node), graph.nodes.value(node))
+        })
+    };
+    for (node, rule) in rules.into_iter().enumerate() {
+        if let Some(rule) = rule {
+            let node = node as u32;
             status[node as usize] = NodeStatus::Blocked(rule);
             blocked_rows.push(AuditRow {
                 rule: blocklist.rule_name(rule).to_string(),
@@ -642,19 +651,26 @@ pub(crate) mod tests {
         )
     }
 
+    /// The graph of `rows`, read by two readers taking turns in runs of rows and submitting
+    /// small chunks, as `identity_stitch` reads two input partitions.
     pub(crate) fn graph_of(rows: &[Row]) -> Graph {
-        let mut graph = GraphBuilder::new(2);
+        let graph = GraphBuilder::with_chunk(2, 64, 2);
+        let mut readers = [graph.reader().unwrap(), graph.reader().unwrap()];
         let opt = |s: &String| (!s.is_empty()).then(|| s.as_bytes().to_vec());
-        for (at, av, bt, bv, ts, source) in rows {
+        for (i, (at, av, bt, bv, ts, source)) in rows.iter().enumerate() {
             let (at, av, bt, bv) = (opt(at), opt(av), opt(bt), opt(bv));
-            graph
+            readers[(i / 7) % 2]
                 .add_row(
+                    &graph,
                     (at.as_deref(), av.as_deref()),
                     (bt.as_deref(), bv.as_deref()),
                     *ts,
                     Some(source.as_bytes()),
                 )
                 .unwrap();
+        }
+        for reader in readers {
+            reader.done(&graph).unwrap();
         }
         graph.finish().unwrap()
     }
