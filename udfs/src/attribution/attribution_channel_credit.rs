@@ -845,6 +845,24 @@ mod tests {
             .collect()
     }
 
+    /// Asserts that the credit of `batch` in one accumulator, and split over 2, 3 and 7
+    /// partial accumulators merged, equals `expected`; returns the one-accumulator credit.
+    fn assert_credit_in_parts(
+        model: &str,
+        parameter: &Option<ScalarValue>,
+        batch: &Batch,
+        expected: &[Row],
+        context: &str,
+    ) -> Vec<Row> {
+        let single = credit(model, parameter.as_ref(), std::slice::from_ref(batch)).unwrap();
+        assert_close(&single, expected, context);
+        for parts in [2, 3, 7] {
+            let merged = credit_in_parts(model, parameter.as_ref(), batch, parts);
+            assert_close(&merged, expected, &format!("{context}, {parts} partitions"));
+        }
+        single
+    }
+
     fn assert_close(actual: &[Row], expected: &[Row], context: &str) {
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
         assert_eq!(
@@ -1042,17 +1060,7 @@ mod tests {
             for (model, parameter) in every_model() {
                 let context = format!("{model} over {}", array.data_type());
                 let expected = unnest_form(model, parameter.as_ref(), &batch);
-                let single =
-                    credit(model, parameter.as_ref(), std::slice::from_ref(&batch)).unwrap();
-                assert_close(&single, &expected, &context);
-                for parts in [2, 3, 7] {
-                    let merged = credit_in_parts(model, parameter.as_ref(), &batch, parts);
-                    assert_close(
-                        &merged,
-                        &expected,
-                        &format!("{context}, {parts} partitions"),
-                    );
-                }
+                let single = assert_credit_in_parts(model, &parameter, &batch, &expected, &context);
                 if model != "participation" {
                     let credit: f64 = single.iter().map(|r| r.1).sum();
                     let revenue: f64 = single.iter().filter_map(|r| r.2).sum();
@@ -1241,17 +1249,7 @@ mod tests {
                 let context = format!("{model} over {}", array.data_type());
                 let expected =
                     credit(model, parameter.as_ref(), std::slice::from_ref(&timed)).unwrap();
-                let single =
-                    credit(model, parameter.as_ref(), std::slice::from_ref(&untimed)).unwrap();
-                assert_close(&single, &expected, &context);
-                for parts in [2, 3, 7] {
-                    let merged = credit_in_parts(model, parameter.as_ref(), &untimed, parts);
-                    assert_close(
-                        &merged,
-                        &expected,
-                        &format!("{context}, {parts} partitions"),
-                    );
-                }
+                assert_credit_in_parts(model, &parameter, &untimed, &expected, &context);
             }
         }
     }
