@@ -13,7 +13,7 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, ListArray, StringBuilder, StructArray,
+    Array, ArrayRef, AsArray, Float64Array, ListArray, OffsetSizeTrait, StringBuilder, StructArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type};
@@ -28,10 +28,10 @@ use datafusion::physical_expr::expressions::Literal;
 use datafusion_macros::user_doc;
 
 use crate::attribution::attribution_weights::{
-    PathsForm, TimedPaths, coerce_rule_paths, for_each_untimed_row,
+    LengthWeights, PathsForm, TimedPaths, coerce_rule_paths, for_each_untimed_row,
 };
-use crate::attribution::channel_paths::{DecodedPaths, PathColumn};
-use crate::attribution::paths_input::{ChannelDictionary, UNATTRIBUTED};
+use crate::attribution::channel_paths::{DecodedPaths, PathColumn, PathOffsets};
+use crate::attribution::paths_input::{ChannelDictionary, NULL_CHANNEL, UNATTRIBUTED, UNSEEN};
 use crate::attribution::weights::{Micros, RuleModel, check_parameter_type};
 use crate::string_kernel::scalar_str;
 
@@ -311,6 +311,9 @@ struct ChannelCreditAccumulator {
     credits: ChannelCredits,
     /// Scratch: the channel id of each list value of a batch.
     ids: Vec<u32>,
+    /// Scratch: the credit of each channel (or value of the channel dictionary) of a batch, in
+    /// [`BANKS`] copies.
+    slot_sums: Vec<Credit>,
 }
 
 impl ChannelCreditAccumulator {
@@ -322,6 +325,7 @@ impl ChannelCreditAccumulator {
             channels: ChannelDictionary::new(&[UNATTRIBUTED]),
             credits: ChannelCredits::default(),
             ids: Vec::new(),
+            slot_sums: Vec::new(),
         }
     }
 
@@ -445,6 +449,9 @@ impl ChannelCreditAccumulator {
     fn update_untimed(&mut self, path: &ArrayRef, revenue: Option<&Float64Array>) -> Result<()> {
         let decoded = DecodedPaths::try_new(FUNCTION, path)?;
         let paths = decoded.column();
+        if !self.model.uses_channels() {
+            return self.update_by_length(&paths, revenue);
+        }
         let first = self.map_batch_channels(&paths)?;
         let Self {
             model,
@@ -469,6 +476,189 @@ impl ChannelCreditAccumulator {
             );
             Ok(())
         })
+    }
+}
+
+impl ChannelCreditAccumulator {
+    /// Adds the conversions of a batch of the form without times under a model whose weights
+    /// depend only on the number of touches (every one but `last_non_direct` and
+    /// `participation`): one loop over the touches that adds each weight to its channel's slot.
+    /// Dictionary-encoded channels without NULLs are summed by dictionary key and the keys'
+    /// sums added to their channels once per batch, so no channel id is looked up per touch.
+    fn update_by_length(
+        &mut self,
+        paths: &PathColumn<'_>,
+        revenue: Option<&Float64Array>,
+    ) -> Result<()> {
+        if paths.has_null_path() {
+            return exec_err!(
+                "{FUNCTION}: argument 'path' is NULL for a conversion; {NULL_PATH_HINT}"
+            );
+        }
+        let used = paths.channels_used();
+        let Self {
+            model,
+            channels,
+            credits,
+            ids,
+            slot_sums,
+            ..
+        } = self;
+        let mut weights = LengthWeights::new(FUNCTION, model);
+        // A touch's slot: its dictionary key (with the table of the keys' channel ids), or its
+        // channel id.
+        let (slots, table) = match paths.channel_keys() {
+            Some(keys) if keys.null_count() == 0 => {
+                let keys = &keys.values()[used];
+                (keys, Some(channels.map_dictionary(FUNCTION, paths, keys)?))
+            }
+            _ => {
+                channels.map_channels(FUNCTION, paths, ids)?;
+                credits
+                    .by_channel
+                    .resize(channels.names().len(), Credit::default());
+                (&ids[..], None)
+            }
+        };
+        let slot_count = table.map_or(credits.by_channel.len(), <[u32]>::len);
+        slot_sums.clear();
+        slot_sums.resize(slot_count * BANKS, Credit::default());
+        let mut past_end = None;
+        add_by_length(
+            paths.list_offsets(),
+            slots,
+            slot_sums,
+            &mut past_end,
+            &mut credits.unattributed,
+            &mut weights,
+            revenue,
+        )?;
+        for (slot, sums) in slot_sums.chunks_exact(BANKS).enumerate() {
+            let id = match table {
+                Some(table) => table.get(slot).copied().unwrap_or(UNSEEN),
+                None => slot as u32,
+            };
+            let credit = match id {
+                UNSEEN => continue,
+                NULL_CHANNEL => credits.null_channel.get_or_insert_default(),
+                id => {
+                    let id = id as usize;
+                    if id >= credits.by_channel.len() {
+                        credits.by_channel.resize(id + 1, Credit::default());
+                    }
+                    &mut credits.by_channel[id]
+                }
+            };
+            sums.iter()
+                .for_each(|sum| credit.add(sum.credit, sum.revenue));
+        }
+        // A NULL channel, or a dictionary key past the dictionary (read as NULL everywhere).
+        if let Some(credit) = past_end {
+            credits
+                .null_channel
+                .get_or_insert_default()
+                .add(credit.credit, credit.revenue);
+        }
+        Ok(())
+    }
+}
+
+/// The copies of each slot's sum [`add_by_length`] keeps: consecutive touches add to different
+/// copies, so that an addition does not wait for the previous one's store when touches in a row
+/// share a channel (four `Credit`s are one cache line).
+const BANKS: usize = 4;
+const _: () = assert!(BANKS.is_power_of_two());
+
+/// Adds the credit of every row of `offsets` (no NULL path) to `slots`: touch `i` of the list
+/// values (counted from the first row's) adds its weight to copy `i % BANKS` of slot
+/// `slots[i]` (`sums[slots[i] * BANKS..][..BANKS]`), or to `past_end` when the slot is past
+/// `sums` (a NULL channel); an empty path adds 1 to `unattributed`.
+fn add_by_length(
+    offsets: PathOffsets<'_>,
+    slots: &[u32],
+    sums: &mut [Credit],
+    past_end: &mut Option<Credit>,
+    unattributed: &mut Option<Credit>,
+    weights: &mut LengthWeights<'_>,
+    revenue: Option<&Float64Array>,
+) -> Result<()> {
+    let mut sums = SlotSums {
+        slots,
+        sums,
+        past_end,
+        unattributed,
+    };
+    // One loop per offset width, and one without the revenue products when there is none.
+    match (offsets, revenue) {
+        (PathOffsets::Small(offsets), None) => sums.add_rows(offsets, weights, |_| Ok(0.0), false),
+        (PathOffsets::Large(offsets), None) => sums.add_rows(offsets, weights, |_| Ok(0.0), false),
+        (PathOffsets::Small(offsets), Some(revenue)) => sums.add_rows(
+            offsets,
+            weights,
+            |row| conversion_revenue(revenue, row, || None),
+            true,
+        ),
+        (PathOffsets::Large(offsets), Some(revenue)) => sums.add_rows(
+            offsets,
+            weights,
+            |row| conversion_revenue(revenue, row, || None),
+            true,
+        ),
+    }
+}
+
+/// The slots [`add_by_length`] adds to.
+struct SlotSums<'a> {
+    slots: &'a [u32],
+    sums: &'a mut [Credit],
+    past_end: &'a mut Option<Credit>,
+    unattributed: &'a mut Option<Credit>,
+}
+
+impl SlotSums<'_> {
+    #[inline(always)]
+    fn add_rows<O: OffsetSizeTrait>(
+        &mut self,
+        offsets: &[O],
+        weights: &mut LengthWeights<'_>,
+        revenue_of: impl Fn(usize) -> Result<f64>,
+        with_revenue: bool,
+    ) -> Result<()> {
+        let Some(first) = offsets.first() else {
+            return Ok(());
+        };
+        let first = first.as_usize();
+        for (row, ends) in offsets.windows(2).enumerate() {
+            let revenue = revenue_of(row)?;
+            let (start, end) = (ends[0].as_usize() - first, ends[1].as_usize() - first);
+            if start == end {
+                self.unattributed.get_or_insert_default().add(1.0, revenue);
+                continue;
+            }
+            let Some(touches) = self.slots.get(start..end) else {
+                return internal_err!(
+                    "{FUNCTION}: list values {start}..{end} past the {} channels read",
+                    self.slots.len()
+                );
+            };
+            let touches = touches.iter().zip(start..);
+            for ((&slot, index), &weight) in touches.zip(weights.get(end - start)?) {
+                // `BANKS` is a power of two, so `|` adds the copy; a slot too large to multiply
+                // stays past the end.
+                let sum = match self
+                    .sums
+                    .get_mut((slot as usize).saturating_mul(BANKS) | (index % BANKS))
+                {
+                    Some(sum) => sum,
+                    None => self.past_end.get_or_insert_default(),
+                };
+                sum.credit += weight;
+                if with_revenue {
+                    sum.revenue += weight * revenue;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -580,6 +770,7 @@ impl Accumulator for ChannelCreditAccumulator {
             + self.channels.bytes()
             + self.credits.by_channel.capacity() * size_of::<Credit>()
             + self.ids.capacity() * size_of::<u32>()
+            + self.slot_sums.capacity() * size_of::<Credit>()
     }
 }
 
@@ -594,9 +785,12 @@ mod tests {
         TestPath, invoke_path_function, path, path_array_in_every_encoding,
     };
     use crate::test_harness::literal;
-    use datafusion::arrow::array::{ListArray, TimestampMicrosecondArray, new_null_array};
+    use datafusion::arrow::array::{
+        DictionaryArray, Int32Array, ListArray, StringArray, TimestampMicrosecondArray,
+        new_null_array,
+    };
     use datafusion::arrow::compute::cast;
-    use datafusion::arrow::datatypes::{Schema, TimeUnit, TimestampMicrosecondType};
+    use datafusion::arrow::datatypes::{Int32Type, Schema, TimeUnit, TimestampMicrosecondType};
     use datafusion::logical_expr::ColumnarValue;
     use datafusion::physical_expr::expressions::Column;
 
@@ -1252,6 +1446,55 @@ mod tests {
                 assert_credit_in_parts(model, &parameter, &untimed, &expected, &context);
             }
         }
+    }
+
+    #[test]
+    fn the_form_without_times_sums_dictionary_keys_like_the_timed_form() -> Result<()> {
+        // Int32 keys without NULLs (Parquet's encoding) are summed per key: the dictionary has
+        // a value no row uses and a NULL value, one row is past the cached path lengths, and
+        // the rows read are a slice (the keys start past the first list value).
+        let values = StringArray::from(vec![
+            Some("email"),
+            Some("unused"),
+            None,
+            Some("paid_search"),
+            Some("unused_too"),
+        ]);
+        let rows: Vec<Vec<i32>> = vec![
+            vec![1, 4],
+            vec![0, 3],
+            vec![2],
+            vec![],
+            (0..70).map(|i| [0, 3, 2][i % 3]).collect(),
+            vec![3, 3, 0],
+            vec![4],
+        ];
+        let keys = Int32Array::from(rows.concat());
+        let dictionary = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values))?;
+        let item = Arc::new(Field::new_list_field(dictionary.data_type().clone(), true));
+        let path: ArrayRef = Arc::new(ListArray::try_new(
+            item,
+            OffsetBuffer::from_lengths(rows.iter().map(Vec::len)),
+            Arc::new(dictionary),
+            None,
+        )?);
+        let days: Vec<_> = rows.iter().map(|row| Some(vec![1; row.len()])).collect();
+        let revenue = (0..rows.len()).map(|row| Some(row as f64 * 10.5)).collect();
+        let timed = Batch::new(path, &days, Some(revenue)).slice(1, rows.len() - 2);
+        for (model, parameter) in untimed_models() {
+            let expected = credit(model, parameter.as_ref(), std::slice::from_ref(&timed))?;
+            let context = format!("{model} over dictionary keys");
+            let actual =
+                assert_credit_in_parts(model, &parameter, &timed.untimed(), &expected, &context);
+            let names: Vec<_> = actual.iter().map(|row| row.0.as_deref()).collect();
+            assert!(!names.contains(&Some("unused")), "{context}: {names:?}");
+            assert!(!names.contains(&Some("unused_too")), "{context}: {names:?}");
+            assert!(
+                names.contains(&None),
+                "{context}: the NULL value is a channel"
+            );
+        }
+        Ok(())
     }
 
     #[test]

@@ -378,39 +378,82 @@ pub(crate) fn for_each_untimed_row(
     let mut path = Vec::new();
     let mut weights = Vec::new();
     // Most models need only the number of touches: the channel strings are read only for those
-    // that look at them, and the weights of the others are computed once per path length (most
-    // paths are short), not once per row.
+    // that look at them.
     let uses_channels = model.uses_channels();
-    let mut by_length: Vec<Vec<f64>> = Vec::new();
+    let mut by_length = LengthWeights::new(function, model);
     for row in 0..paths.len() {
         let Some(range) = paths.channel_range(row) else {
             visit(row, None)?;
             continue;
         };
-        let touches = range.len();
-        if !uses_channels && touches <= MAX_CACHED_LENGTH {
-            if touches >= by_length.len() {
-                by_length.resize_with(touches + 1, Vec::new);
-            }
-            let cached = &mut by_length[touches];
-            if cached.len() != touches {
-                fill_untimed_weights(&function, model, touches, &[], cached)?;
-            }
-            visit(row, Some((range, cached)))?;
+        if !uses_channels {
+            let weights = by_length.get(range.len())?;
+            visit(row, Some((range, weights)))?;
             continue;
         }
-        if uses_channels {
-            paths.read(row, &mut path);
-        }
-        fill_untimed_weights(&function, model, touches, &path, &mut weights)?;
+        paths.read(row, &mut path);
+        fill_untimed_weights(&function, model, range.len(), &path, &mut weights)?;
         visit(row, Some((range, &weights)))?;
     }
     Ok(())
 }
 
-/// The longest path whose weights [`for_each_untimed_row`] keeps for the next path of the same
-/// length: the kept weights grow with the square of it.
+/// The weights of a model that reads neither times nor channels, by number of touches: computed
+/// once per length (most paths are short), not once per path.
+pub(crate) struct LengthWeights<'m> {
+    function: &'static str,
+    model: &'m RuleModel,
+    /// The weights of `n` touches at `n`, up to [`MAX_CACHED_LENGTH`]; empty until asked for.
+    by_length: Vec<Vec<f64>>,
+    /// The weights of the last path longer than that.
+    long: Vec<f64>,
+}
+
+/// The longest path whose weights [`LengthWeights`] keeps for the next path of the same length:
+/// the kept weights grow with the square of it.
 const MAX_CACHED_LENGTH: usize = 64;
+
+impl<'m> LengthWeights<'m> {
+    /// Weights under `model`, which must not [use channels](RuleModel::uses_channels) or
+    /// times; errors name `function`.
+    pub(crate) fn new(function: &'static str, model: &'m RuleModel) -> Self {
+        Self {
+            function,
+            model,
+            by_length: Vec::new(),
+            long: Vec::new(),
+        }
+    }
+
+    /// The weight of each of `touches` touches.
+    #[inline]
+    pub(crate) fn get(&mut self, touches: usize) -> Result<&[f64]> {
+        // Looked up once per path: the hit is inlined into the caller's loop, the rest is not.
+        if self
+            .by_length
+            .get(touches)
+            .is_some_and(|w| w.len() == touches)
+        {
+            return Ok(&self.by_length[touches]);
+        }
+        self.compute(touches)
+    }
+
+    #[inline(never)]
+    fn compute(&mut self, touches: usize) -> Result<&[f64]> {
+        let function = &self.function;
+        if touches > MAX_CACHED_LENGTH {
+            fill_untimed_weights(function, self.model, touches, &[], &mut self.long)?;
+            return Ok(&self.long);
+        }
+        if touches >= self.by_length.len() {
+            self.by_length.resize_with(touches + 1, Vec::new);
+        }
+        let cached = &mut self.by_length[touches];
+        fill_untimed_weights(function, self.model, touches, &[], cached)?;
+        Ok(cached)
+    }
+}
 
 /// A batch of paths with their touch and conversion times: the list-form input of the rule
 /// models, shared by `attribution_weights` and `attribution_channel_credit`.

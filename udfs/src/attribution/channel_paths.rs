@@ -15,9 +15,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, LargeStringArray, StringArray, StringViewArray, UInt32Array,
 };
-use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::buffer::{NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, UInt32Type};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, UInt32Type};
 use datafusion::common::{Result, exec_err, plan_err};
 
 /// Whether `data_type` can hold channel names: a string type, a dictionary of strings, or
@@ -99,12 +99,19 @@ impl DecodedPaths {
                 ) =>
             {
                 let dictionary = values.as_any_dictionary();
-                // Valid dictionary keys are non-negative and index the values: the cast is exact.
-                let keys = cast(dictionary.keys(), &DataType::UInt32)?;
-                (
-                    Arc::clone(dictionary.values()),
-                    Some(keys.as_primitive::<UInt32Type>().clone()),
-                )
+                // Valid dictionary keys are non-negative and index the values: `Int32` keys
+                // (Parquet's and Arrow's default) are the same bits as `UInt32`, so they are read
+                // in place; other key types are cast (exactly).
+                let keys = match dictionary.keys().as_primitive_opt::<Int32Type>() {
+                    Some(keys) => UInt32Array::new(
+                        ScalarBuffer::from(keys.values().inner().clone()),
+                        keys.nulls().cloned(),
+                    ),
+                    None => cast(dictionary.keys(), &DataType::UInt32)?
+                        .as_primitive::<UInt32Type>()
+                        .clone(),
+                };
+                (Arc::clone(dictionary.values()), Some(keys))
             }
             _ => (decode_strings(function, values)?, None),
         };
@@ -174,8 +181,9 @@ fn decode_strings(function: &str, strings: &ArrayRef) -> Result<ArrayRef> {
     }
 }
 
+/// The list offsets of a [`PathColumn`]: row `r` is list values `offsets[r]..offsets[r + 1]`.
 #[derive(Debug, Clone, Copy)]
-enum PathOffsets<'a> {
+pub(crate) enum PathOffsets<'a> {
     Small(&'a [i32]),
     Large(&'a [i64]),
 }
@@ -209,7 +217,11 @@ impl<'a> ChannelStrings<'a> {
         }
     }
 
+    /// String `index`; `None` for NULL, and past the end (a dictionary key out of range).
     fn get(&self, index: usize) -> Option<&'a str> {
+        if index >= self.len() {
+            return None;
+        }
         match self {
             Self::Utf8(array) => array.is_valid(index).then(|| array.value(index)),
             Self::LargeUtf8(array) => array.is_valid(index).then(|| array.value(index)),
@@ -257,6 +269,17 @@ impl<'a> PathColumn<'a> {
             return None;
         }
         Some(self.offsets(row, row + 1))
+    }
+
+    /// Whether a row's path is NULL.
+    pub(crate) fn has_null_path(&self) -> bool {
+        self.nulls.is_some_and(|nulls| nulls.null_count() > 0)
+    }
+
+    /// The list offsets, for a loop over all rows that reads no NULL path (see
+    /// [`Self::has_null_path`]).
+    pub(crate) fn list_offsets(&self) -> PathOffsets<'a> {
+        self.offsets
     }
 
     /// The indices of the channels of every row: a sliced list shares a larger child array,

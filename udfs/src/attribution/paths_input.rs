@@ -252,7 +252,7 @@ pub(crate) struct ChannelDictionary {
     reserved: &'static [&'static str],
     /// Estimated heap bytes, for the memory pool.
     bytes: usize,
-    /// Scratch of [`Self::map_channels`]: the channel id of each distinct value of a dictionary
+    /// Scratch of [`Self::map_dictionary`]: the channel id of each distinct value of a dictionary
     /// (`UNSEEN` until used).
     dictionary_ids: Vec<u32>,
 }
@@ -317,6 +317,35 @@ impl ChannelDictionary {
         Ok(id)
     }
 
+    /// The channel id of each distinct value of the dictionary of `paths` that `keys` (its keys
+    /// without NULLs, as many as the caller reads) use, [`UNSEEN`] for the others: the values
+    /// used are marked, then only those are interned (two tight loops, no string per touch). A
+    /// key past the dictionary is a NULL channel.
+    pub(crate) fn map_dictionary(
+        &mut self,
+        function: &str,
+        paths: &PathColumn<'_>,
+        keys: &[u32],
+    ) -> Result<&[u32]> {
+        let table = &mut self.dictionary_ids;
+        table.clear();
+        table.resize(paths.distinct_channel_count(), UNSEEN);
+        for &key in keys {
+            if let Some(slot) = table.get_mut(key as usize) {
+                *slot = USED;
+            }
+        }
+        for key in 0..table.len() {
+            if self.dictionary_ids[key] == USED {
+                self.dictionary_ids[key] = match paths.distinct_channel(key as u32) {
+                    Some(name) => self.intern(function, name)?,
+                    None => NULL_CHANNEL,
+                };
+            }
+        }
+        Ok(&self.dictionary_ids)
+    }
+
     /// Replaces the contents of `ids` with the channel id of every list value the rows of
     /// `paths` use ([`PathColumn::channels_used`]; [`NULL_CHANNEL`] for a NULL channel),
     /// interning each distinct dictionary value once when the channels are dictionary-encoded.
@@ -331,32 +360,14 @@ impl ChannelDictionary {
         ids.reserve(used.len());
         match paths.channel_keys() {
             Some(keys) if keys.null_count() == 0 => {
-                // No NULL channel: mark the distinct values the rows use, intern those, then map
-                // every touch by a lookup in that table (two tight loops over the keys).
+                // No NULL channel: map every touch by a lookup in the table of the distinct
+                // values the rows use.
                 let keys = &keys.values()[used];
-                let mut dictionary_ids = std::mem::take(&mut self.dictionary_ids);
-                dictionary_ids.clear();
-                dictionary_ids.resize(paths.distinct_channel_count(), UNSEEN);
-                for &key in keys {
-                    if let Some(slot) = dictionary_ids.get_mut(key as usize) {
-                        *slot = USED;
-                    }
-                }
-                for (key, slot) in dictionary_ids.iter_mut().enumerate() {
-                    if *slot == USED {
-                        *slot = match paths.distinct_channel(key as u32) {
-                            Some(name) => self.intern(function, name)?,
-                            None => NULL_CHANNEL,
-                        };
-                    }
-                }
-                ids.extend(keys.iter().map(|&key| {
-                    dictionary_ids
-                        .get(key as usize)
-                        .copied()
-                        .unwrap_or(NULL_CHANNEL)
-                }));
-                self.dictionary_ids = dictionary_ids;
+                let table = self.map_dictionary(function, paths, keys)?;
+                ids.extend(
+                    keys.iter()
+                        .map(|&key| table.get(key as usize).copied().unwrap_or(NULL_CHANNEL)),
+                );
             }
             Some(keys) => {
                 let mut dictionary_ids = std::mem::take(&mut self.dictionary_ids);
@@ -495,7 +506,7 @@ struct PathAggregator<'a> {
 }
 
 /// Marks a dictionary value not yet mapped to a channel id.
-const UNSEEN: u32 = u32::MAX - 1;
+pub(crate) const UNSEEN: u32 = u32::MAX - 1;
 /// Marks a dictionary value the rows use, before it is mapped to a channel id; no channel id is
 /// this large (see [`ChannelDictionary::insert`]).
 const USED: u32 = u32::MAX - 2;

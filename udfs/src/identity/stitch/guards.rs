@@ -10,6 +10,7 @@ use regex::bytes::RegexSet;
 use super::graph::Edge;
 use super::interner::NameInterner;
 use super::options::{BlockMatcher, StitchOptions};
+use super::parallel::fill_parallel;
 
 /// One row of the audit output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,26 +191,34 @@ impl DegreeLimits {
 
     /// The nodes with more distinct neighbours of a limited type than its limit, in node order;
     /// one violation per node (the first limited type in name order). `distinct` must hold each
-    /// linked pair once.
+    /// linked pair once. Counted on up to `threads` threads, each for a range of nodes.
     pub(crate) fn violations(
         &self,
         distinct: &[Edge],
         node_count: usize,
-        type_of: impl Fn(u32) -> u32,
+        threads: usize,
+        type_of: impl Fn(u32) -> u32 + Sync,
     ) -> Vec<DegreeViolation> {
         let k = self.slots.len();
         if k == 0 {
             return vec![];
         }
         let mut counts = vec![0u32; node_count * k];
-        for edge in distinct {
-            for (node, neighbour) in [(edge.a, edge.b), (edge.b, edge.a)] {
-                if let Some(slot) = self.slot_of_type[type_of(neighbour) as usize] {
-                    let count = &mut counts[node as usize * k + slot];
-                    *count = count.saturating_add(1);
+        fill_parallel(&mut counts, k, threads, &|first_node, part| {
+            let nodes_here = first_node..first_node + part.len() / k;
+            for edge in distinct {
+                for (node, neighbour) in [(edge.a, edge.b), (edge.b, edge.a)] {
+                    let node = node as usize;
+                    if !nodes_here.contains(&node) {
+                        continue;
+                    }
+                    if let Some(slot) = self.slot_of_type[type_of(neighbour) as usize] {
+                        let count = &mut part[(node - first_node) * k + slot];
+                        *count = count.saturating_add(1);
+                    }
                 }
             }
-        }
+        });
         let mut violations = Vec::new();
         for (node, per_slot) in counts.chunks_exact(k).enumerate() {
             let over = per_slot
@@ -415,30 +424,67 @@ mod tests {
         let limits = DegreeLimits::new(&options, &types);
         assert!(!limits.is_empty());
         assert_eq!(limits.counting_bytes(7), 7 * 2 * 4);
-        let violations = limits.violations(&distinct, 7, |n| node_types[n as usize]);
-        assert_eq!(
-            violations,
-            vec![
-                DegreeViolation {
-                    node: 0,
-                    neighbour_type: 1,
-                    distinct_neighbours: 3,
-                    limit: 2
-                },
-                DegreeViolation {
-                    node: 4,
-                    neighbour_type: 2,
-                    distinct_neighbours: 2,
-                    limit: 1
-                },
-            ]
-        );
+        for threads in [1, 2, 3] {
+            let violations = limits.violations(&distinct, 7, threads, |n| node_types[n as usize]);
+            assert_eq!(
+                violations,
+                vec![
+                    DegreeViolation {
+                        node: 0,
+                        neighbour_type: 1,
+                        distinct_neighbours: 3,
+                        limit: 2
+                    },
+                    DegreeViolation {
+                        node: 4,
+                        neighbour_type: 2,
+                        distinct_neighbours: 2,
+                        limit: 1
+                    },
+                ]
+            );
+        }
         let none = StitchOptions::parse(Some(r#"{"degree_limit": {}}"#))?;
         assert!(
             DegreeLimits::new(&none, &types)
-                .violations(&distinct, 7, |n| node_types[n as usize])
+                .violations(&distinct, 7, 2, |n| node_types[n as usize])
                 .is_empty()
         );
+        Ok(())
+    }
+
+    #[test]
+    fn degree_counts_split_over_threads_equal_one_count() -> Result<()> {
+        use crate::identity::stitch::parallel::MIN_PARALLEL_ITEMS;
+        use crate::identity::stitch::test_graphs::Rng;
+        let options = StitchOptions::parse(Some(r#"{"degree_limit": {"email": 3, "phone": 2}}"#))?;
+        let types = types(&["anonymous_id", "email", "phone"]);
+        let mut rng = Rng(11);
+        let n = MIN_PARALLEL_ITEMS + 1000;
+        let node_types: Vec<u32> = (0..n).map(|_| rng.below(3) as u32).collect();
+        // Hubs among the first and the last nodes, so that every thread's range has some.
+        let distinct: Vec<Edge> = (0..3 * n)
+            .map(|i| {
+                let hub = if i % 2 == 0 {
+                    rng.below(50)
+                } else {
+                    n as u64 - 1 - rng.below(50)
+                };
+                Edge {
+                    ts: 0,
+                    a: hub as u32,
+                    b: rng.below(n as u64) as u32,
+                    source: 0,
+                }
+            })
+            .collect();
+        let limits = DegreeLimits::new(&options, &types);
+        let one = limits.violations(&distinct, n, 1, |node| node_types[node as usize]);
+        assert!(one.len() > 50, "hubs at both ends are found");
+        for threads in [2, 3] {
+            let split = limits.violations(&distinct, n, threads, |node| node_types[node as usize]);
+            assert_eq!(split, one, "{threads} threads");
+        }
         Ok(())
     }
 

@@ -9,12 +9,14 @@
 //! planned as one input, and read back), `interner` (string columns of any encoding, names → ids),
 //! `node_table` (the graph's identifiers → dense ids, by hash partition on several threads),
 //! `graph` (the edges input read into flat vectors), `parallel` (edge sorts and per-node values
-//! on several threads), `guards` (blocklists, degree quarantine, per-type limits), `union_find`,
+//! on several threads), `distinct_pairs` (each linked pair once, with its earliest evidence),
+//! `guards` (blocklists, degree quarantine, per-type limits), `union_find`,
 //! `anchor` (stable customer ids), `resolve` (the pipeline), `incremental` (previous ids and the
 //! change log), `output` (map, audit and changes batches), `exec` (the operator, run by
 //! `QueryInputExec`) and `table_function` (the SQL surface).
 
 mod anchor;
+mod distinct_pairs;
 mod exec;
 mod graph;
 mod guards;

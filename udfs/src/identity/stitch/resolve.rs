@@ -18,11 +18,12 @@ use datafusion::arrow::temporal_conversions::timestamp_us_to_datetime;
 use datafusion::common::Result;
 
 use super::anchor::{AnchorCandidate, CUSTOMER_ID_BYTES, anchor_order, customer_id};
+use super::distinct_pairs::distinct_pairs;
 use super::graph::{Edge, Graph, NO_SOURCE, NO_TS};
 use super::guards::{AuditRow, Blocklist, DegreeLimits, ProfileLimits};
 use super::interner::NameInterner;
 use super::options::StitchOptions;
-use super::parallel::{map_parallel, sort_unstable_by_parallel};
+use super::parallel::{fill_parallel, map_parallel, sort_unstable_by_parallel};
 use super::union_find::UnionFind;
 
 /// The outcome for one identifier.
@@ -174,6 +175,8 @@ fn resolve_with(
     // 1. Blocklists (a regular expression per value of a type can be costly: on all threads).
     let blocklist = Blocklist::compile(options, types)?;
     let mut blocked_rows = Vec::new();
+    // The blocked nodes in node order: few, so looking one up beats reading `status` at random.
+    let mut blocked_nodes = Vec::new();
     let rules = if blocklist.is_empty() {
         Vec::new()
     } else {
@@ -186,6 +189,7 @@ fn resolve_with(
         if let Some(rule) = rule {
             let node = node as u32;
             status[node as usize] = NodeStatus::Blocked(rule);
+            blocked_nodes.push(node);
             blocked_rows.push(AuditRow {
                 rule: blocklist.rule_name(rule).to_string(),
                 id_type: Some(type_name(node).to_string()),
@@ -199,6 +203,7 @@ fn resolve_with(
             });
         }
     }
+    let any_blocked = !blocked_nodes.is_empty();
     sort_node_rows(&mut blocked_rows);
     audit.append(&mut blocked_rows);
 
@@ -217,7 +222,9 @@ fn resolve_with(
         held_bytes += sets.allocated_bytes();
         memory(held_bytes)?;
         for edge in &graph.edges {
-            if status[edge.a as usize].is_blocked() || status[edge.b as usize].is_blocked() {
+            if any_blocked
+                && (status[edge.a as usize].is_blocked() || status[edge.b as usize].is_blocked())
+            {
                 continue;
             }
             sets.union(edge.a, edge.b);
@@ -227,17 +234,6 @@ fn resolve_with(
         // 2. Distinct pairs (lo < hi by node id), earliest evidence first, without blocked nodes.
         let source_ranks = source_ranks(graph);
         let edge_bytes = graph.edges.len() * size_of::<Edge>();
-        memory(held_bytes + edge_bytes)?;
-        let mut distinct: Vec<Edge> = graph
-            .edges
-            .iter()
-            .filter(|e| !status[e.a as usize].is_blocked() && !status[e.b as usize].is_blocked())
-            .map(|e| Edge {
-                a: e.a.min(e.b),
-                b: e.a.max(e.b),
-                ..*e
-            })
-            .collect();
         let source_rank = |source: u32| {
             if source == NO_SOURCE {
                 u32::MAX
@@ -245,16 +241,20 @@ fn resolve_with(
                 source_ranks[source as usize]
             }
         };
-        sort_unstable_by_parallel(&mut distinct, threads, &|x: &Edge, y: &Edge| {
-            (x.a, x.b, x.ts, source_rank(x.source)).cmp(&(y.a, y.b, y.ts, source_rank(y.source)))
+        // The pair sort holds a second copy of the edges.
+        memory(held_bytes + 2 * edge_bytes)?;
+        let mut distinct = distinct_pairs(&graph.edges, n, threads, &source_rank, &|node| {
+            blocked_nodes.binary_search(&node).is_err()
         });
-        distinct.dedup_by_key(|e| (e.a, e.b));
 
         if !degree.is_empty() {
             memory(held_bytes + edge_bytes + degree.counting_bytes(n))?;
             let mut quarantined_rows = Vec::new();
-            for v in degree.violations(&distinct, n, type_of) {
+            // In node order, as the violations come.
+            let mut quarantined_nodes = Vec::new();
+            for v in degree.violations(&distinct, n, threads, type_of) {
                 status[v.node as usize] = NodeStatus::Quarantined(v.neighbour_type);
+                quarantined_nodes.push(v.node);
                 let neighbour_type = types.name(v.neighbour_type);
                 quarantined_rows.push(AuditRow {
                     rule: format!("degree_limit:{neighbour_type}"),
@@ -267,12 +267,15 @@ fn resolve_with(
                     ),
                 });
             }
+            // `distinct` has no blocked node: the quarantined ones are the others to drop.
+            if !quarantined_nodes.is_empty() {
+                distinct.retain(|e| {
+                    quarantined_nodes.binary_search(&e.a).is_err()
+                        && quarantined_nodes.binary_search(&e.b).is_err()
+                });
+            }
             sort_node_rows(&mut quarantined_rows);
             audit.append(&mut quarantined_rows);
-            distinct.retain(|e| {
-                status[e.a as usize] == NodeStatus::Linked
-                    && status[e.b as usize] == NodeStatus::Linked
-            });
         }
 
         // 3. Only a component that breaks the size cap or a per-type limit when joined without
@@ -280,17 +283,29 @@ fn resolve_with(
         // the order (its sets only grow up to the component). So those are joined directly here,
         // and only the breaking components' edges go on (with `keep_edges`, every edge does: the
         // kept edges are what `identity_explain` searches).
-        let mut sets = UnionFind::new(n);
-        held_bytes += sets.allocated_bytes();
-        if !keep_edges {
+        let mut sets = if keep_edges {
+            let sets = UnionFind::new(n);
+            held_bytes += sets.allocated_bytes();
+            memory(held_bytes + edge_bytes)?;
+            sets
+        } else {
             let mut plain = UnionFind::new(n);
             let mut plain_limits = ProfileLimits::new(options, types, n, type_of);
-            memory(
-                held_bytes + edge_bytes + plain.allocated_bytes() + plain_limits.allocated_bytes(),
-            )?;
+            held_bytes += plain.allocated_bytes();
+            memory(held_bytes + edge_bytes + plain_limits.allocated_bytes())?;
+            // `distinct` is sorted by `a`: the root of `a`'s set is found once per run of its
+            // edges and then follows its unions (only they can change it).
+            let (mut run_node, mut run_root) = (NONE, NONE);
             for edge in &distinct {
-                if let Some((root, child)) = plain.union(edge.a, edge.b) {
+                if edge.a != run_node {
+                    (run_node, run_root) = (edge.a, plain.find(edge.a));
+                }
+                let other = plain.find(edge.b);
+                if other != run_root {
+                    let root = plain.union_roots(run_root, other);
+                    let child = if root == run_root { other } else { run_root };
                     plain_limits.merge(root, child);
+                    run_root = root;
                 }
             }
             let breaks = |root: u32| {
@@ -299,20 +314,44 @@ fn resolve_with(
                         .max_component_size
                         .is_some_and(|max| u64::from(plain.size_of_root(root)) > max)
             };
-            distinct.retain(|edge| {
-                let breaking = breaks(plain.root(edge.a));
-                if !breaking {
-                    sets.union(edge.a, edge.b);
-                }
-                breaking
-            });
-        }
+            // The components that join freely are final. The breaking ones start again from
+            // singletons, exactly as if only the other components' edges had been joined:
+            // usually none breaks, and no edge is left to order.
+            if (0..n as u32).any(|node| plain.is_root(node) && breaks(node)) {
+                let breaking: Vec<bool> =
+                    map_parallel(n, threads, &|node| breaks(plain.root(node as u32)));
+                distinct.retain(|edge| breaking[edge.a as usize]);
+                plain.isolate(|node| breaking[node as usize]);
+            } else {
+                distinct.clear();
+            }
+            plain
+        };
 
         // 4. Canonical order, then union-find with per-type limits and the size circuit breaker.
-        let keys: Vec<u64> = map_parallel(n, threads, &|node| {
-            let node = node as u32;
-            content_key(type_name(node), graph.nodes.value(node))
-        });
+        // Content keys of the ordered edges' endpoints only (other entries stay 0, unread).
+        let keys: Vec<u64> = if distinct.is_empty() {
+            Vec::new()
+        } else {
+            let mut endpoint = vec![false; n];
+            for edge in &distinct {
+                endpoint[edge.a as usize] = true;
+                endpoint[edge.b as usize] = true;
+            }
+            let endpoints: Vec<u32> = (0..n as u32)
+                .filter(|node| endpoint[*node as usize])
+                .collect();
+            drop(endpoint);
+            let endpoint_keys = map_parallel(endpoints.len(), threads, &|i| {
+                let node = endpoints[i];
+                content_key(type_name(node), graph.nodes.value(node))
+            });
+            let mut keys = vec![0; n];
+            for (node, key) in endpoints.into_iter().zip(endpoint_keys) {
+                keys[node as usize] = key;
+            }
+            keys
+        };
         held_bytes += keys.capacity() * size_of::<u64>();
         memory(held_bytes + edge_bytes)?;
         let content_order = |a: u32, b: u32| {
@@ -476,27 +515,44 @@ fn resolve_with(
     // Each node's root, read-only and so on every thread; then the anchors and components.
     let roots = map_parallel(n, threads, &|node| sets.root(node as u32));
     drop(sets);
-    let mut anchor = vec![NONE; n];
     let candidate = |node: u32| AnchorCandidate {
         first_seen: graph.first_seen[node as usize],
         type_rank: rank_of(node),
         value: graph.nodes.value(node),
     };
-    for node in 0..n as u32 {
-        if status[node as usize].is_blocked() {
-            continue;
+    // Per root: its anchor so far, beside that anchor's first sighting (what decides most
+    // comparisons), so a node reads one place; the rest of the order only on equal sightings.
+    let mut best: Vec<(i64, u32)> = vec![(i64::MAX, NONE); n];
+    memory(held_bytes + n * (3 * size_of::<u32>() + size_of::<(i64, u32)>()))?;
+    // Each thread owns a range of roots (and reads every node's root): the anchor order is
+    // total, so the least candidate does not depend on who compares.
+    fill_parallel(&mut best, 1, threads, &|first_root, part| {
+        let roots_here = first_root..first_root + part.len();
+        for (node, root) in roots.iter().enumerate() {
+            let root = *root as usize;
+            if !roots_here.contains(&root) || status[node].is_blocked() {
+                continue;
+            }
+            let seen = graph.first_seen[node];
+            let node = node as u32;
+            let (best_seen, best_node) = &mut part[root - first_root];
+            let better = *best_node == NONE
+                || match seen.cmp(best_seen) {
+                    Ordering::Equal => {
+                        anchor_order(&candidate(node), &candidate(*best_node)) == Ordering::Less
+                    }
+                    order => order == Ordering::Less,
+                };
+            if better {
+                (*best_seen, *best_node) = (seen, node);
+            }
         }
-        let root = roots[node as usize] as usize;
-        let current = anchor[root];
-        if current == NONE || anchor_order(&candidate(node), &candidate(current)) == Ordering::Less
-        {
-            anchor[root] = node;
-        }
-    }
+    });
     let mut component = vec![NONE; n];
     let mut component_of_root = vec![NONE; n];
     let mut anchors = Vec::new();
-    memory(held_bytes + 4 * n * size_of::<u32>())?;
+    // Usually no component is held: then no node needs looking up.
+    let any_held = held.contains(&true);
     for node in 0..n as u32 {
         if status[node as usize].is_blocked() {
             continue;
@@ -504,10 +560,10 @@ fn resolve_with(
         let root = roots[node as usize] as usize;
         if component_of_root[root] == NONE {
             component_of_root[root] = anchors.len() as u32;
-            anchors.push(anchor[root]);
+            anchors.push(best[root].1);
         }
         component[node as usize] = component_of_root[root];
-        if held.get(root).copied().unwrap_or(false) && status[node as usize] == NodeStatus::Linked {
+        if any_held && held[root] && status[node as usize] == NodeStatus::Linked {
             status[node as usize] = NodeStatus::Held;
         }
     }

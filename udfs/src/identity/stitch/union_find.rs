@@ -71,6 +71,23 @@ impl UnionFind {
         Some(if root == ra { (ra, rb) } else { (rb, ra) })
     }
 
+    /// Whether `node` is the root of its set.
+    pub(crate) fn is_root(&self, node: u32) -> bool {
+        self.parent[node as usize] == node
+    }
+
+    /// Makes every node for which `isolated` holds a singleton again. `isolated` must hold for
+    /// whole sets (all nodes of a set or none), so that no remaining tree passes through them.
+    pub(crate) fn isolate(&mut self, isolated: impl Fn(u32) -> bool) {
+        for (node, (parent, size)) in self.parent.iter_mut().zip(&mut self.size).enumerate() {
+            let node = node as u32;
+            if isolated(node) {
+                *parent = node;
+                *size = 1;
+            }
+        }
+    }
+
     /// Heap bytes held, for memory accounting.
     pub(crate) fn allocated_bytes(&self) -> usize {
         (self.parent.capacity() + self.size.capacity()) * size_of::<u32>()
@@ -108,6 +125,27 @@ mod tests {
         );
         assert_eq!(sets.size_of_root(root), 5);
         assert!(sets.allocated_bytes() >= 48);
+    }
+
+    #[test]
+    fn isolated_sets_become_singletons_and_the_rest_stays() {
+        let mut sets = UnionFind::new(7);
+        for (a, b) in [(0, 1), (1, 2), (3, 4), (5, 6), (4, 5)] {
+            sets.union(a, b);
+        }
+        let big = sets.find(3);
+        assert!(sets.is_root(big) && !sets.is_root(if big == 3 { 4 } else { 3 }));
+        sets.isolate(|node| node >= 3);
+        for node in 3..7 {
+            assert!(sets.is_root(node));
+            assert_eq!(sets.size_of_root(node), 1);
+        }
+        let small = sets.find(0);
+        assert_eq!(sets.size_of_root(small), 3);
+        assert_eq!((sets.root(1), sets.root(2)), (small, small));
+        // The isolated nodes join afresh, as in a new forest.
+        assert_eq!(sets.union(3, 4), Some((3, 4)));
+        assert_eq!(sets.size_of_root(3), 2);
     }
 
     #[test]
