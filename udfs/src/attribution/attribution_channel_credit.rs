@@ -461,9 +461,7 @@ impl ChannelCreditAccumulator {
         } = self;
         for_each_untimed_row(FUNCTION, &paths, model, |row, weighted| {
             let Some((range, weights)) = weighted else {
-                return exec_err!(
-                    "{FUNCTION}: argument 'path' is NULL for a conversion; {NULL_PATH_HINT}"
-                );
+                return null_path_error();
             };
             let revenue = match revenue {
                 Some(revenue) => conversion_revenue(revenue, row, || None)?,
@@ -491,9 +489,7 @@ impl ChannelCreditAccumulator {
         revenue: Option<&Float64Array>,
     ) -> Result<()> {
         if paths.has_null_path() {
-            return exec_err!(
-                "{FUNCTION}: argument 'path' is NULL for a conversion; {NULL_PATH_HINT}"
-            );
+            return null_path_error();
         }
         let used = paths.channels_used();
         let Self {
@@ -664,6 +660,11 @@ impl SlotSums<'_> {
 
 /// How to fix a NULL path.
 const NULL_PATH_HINT: &str = "use an empty list for a conversion without touches (credited to '(unattributed)'), or filter the row out";
+
+/// The error for a NULL path in the form without times.
+fn null_path_error() -> Result<()> {
+    exec_err!("{FUNCTION}: argument 'path' is NULL for a conversion; {NULL_PATH_HINT}")
+}
 
 /// The revenue of the conversion on `row`: a finite number ≥ 0. `at` gives the conversion's
 /// time for the error message, when known.
