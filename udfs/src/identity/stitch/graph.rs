@@ -1,7 +1,6 @@
 //! The identity graph read from the edges relation: interned identifiers with their first/last
 //! sighting and edge count, the edges as node-id pairs, and what was dropped on the way.
 
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use datafusion::arrow::array::RecordBatch;
@@ -9,9 +8,8 @@ use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::{DataFusionError, Result, exec_err, internal_err, plan_err};
 use datafusion::execution::memory_pool::MemoryReservation;
 
-use super::interner::{NameInterner, StringColumn, TimestampColumn};
+use super::interner::{NameCodes, NameIds, NameInterner, StringColumn, TimestampColumn};
 use super::node_table::{InternedNodes, NodeChunk, NodeTable, NodeTableBuilder};
-use crate::short_name::{ShortName, short_name_key};
 
 /// The columns the edges relation of `identity_stitch` must have (in any order).
 pub const EDGE_COLUMNS: [&str; 6] = ["a_type", "a_value", "b_type", "b_value", "ts", "source"];
@@ -224,10 +222,8 @@ impl GraphBuilder {
             nodes: chunk,
             edges: Vec::new(),
             dropped: DroppedEndpoints::default(),
-            type_keys: Vec::new(),
-            source_keys: Vec::new(),
-            type_ids: HashMap::new(),
-            source_ids: HashMap::new(),
+            type_ids: NameIds::default(),
+            source_ids: NameIds::default(),
             submitted: 0,
         })
     }
@@ -342,23 +338,19 @@ pub(crate) struct EdgeReader {
     /// The chunk's edges; their endpoints are the chunk's slots `2 × index` (+ 1).
     edges: Vec<Edge>,
     dropped: DroppedEndpoints,
-    /// The first few short type and source names by key: every row names two types and a
-    /// source, and comparing two words beats hashing and comparing the bytes.
-    type_keys: Vec<(ShortName, u32)>,
-    source_keys: Vec<(ShortName, u32)>,
-    /// Every other name seen, so that the shared numbering is asked once per name.
-    type_ids: HashMap<Box<[u8]>, u32>,
-    source_ids: HashMap<Box<[u8]>, u32>,
+    /// The type and source names seen, so that the shared numbering is asked once per name.
+    type_ids: NameIds<Box<[u8]>>,
+    source_ids: NameIds<Box<[u8]>>,
     /// Chunks submitted so far.
     submitted: usize,
 }
 
-/// Names kept in each of the reader's key caches; more types or sources than this are rare and
-/// go through its maps.
-const CACHED_NAMES: usize = 16;
-
 impl EdgeReader {
-    /// Adds every row of `batch`.
+    /// Adds every row of `batch`, as [`add_row`](Self::add_row) would one after the other.
+    ///
+    /// The columns are read a batch at a time: values as byte slices, timestamps converted,
+    /// types and sources as per-batch codes resolved to ids once per name, so the loop over the
+    /// rows has no per-value dispatch on the encoding.
     pub(crate) fn add_batch(
         &mut self,
         graph: &GraphBuilder,
@@ -373,20 +365,72 @@ impl EdgeReader {
         let b_value = StringColumn::try_new(batch.column(b_value), name(3))?;
         let ts = TimestampColumn::try_new(batch.column(ts))?;
         let source = StringColumn::try_new(batch.column(source), name(5))?;
-        self.edges.reserve(batch.num_rows());
-        for row in 0..batch.num_rows() {
-            self.add_row(
+        let rows = batch.num_rows();
+        let NameCodes {
+            codes: a_types,
+            names: mut a_type_names,
+        } = NameCodes::new(&a_type, true);
+        let NameCodes {
+            codes: b_types,
+            names: mut b_type_names,
+        } = NameCodes::new(&b_type, true);
+        // A blank source is a name like any other; only NULL is no source.
+        let NameCodes {
+            codes: sources,
+            names: mut source_names,
+        } = NameCodes::new(&source, false);
+        let (a_values, b_values) = (a_value.rows(), b_value.rows());
+        let (micros, out_of_range) = ts.micros(rows);
+        let lengths = [
+            a_types.len(),
+            a_values.len(),
+            b_types.len(),
+            b_values.len(),
+            micros.len(),
+            sources.len(),
+        ];
+        if lengths.iter().any(|&len| len != rows) {
+            return internal_err!(
+                "identity_stitch: edge columns of {lengths:?} rows in a batch of {rows}"
+            );
+        }
+        self.edges.reserve(rows);
+        let rows = a_types
+            .iter()
+            .zip(&a_values)
+            .zip(b_types.iter().zip(&b_values))
+            .zip(micros.iter().zip(&sources))
+            // Rows up to the first timestamp out of range, which is reported below.
+            .take(out_of_range.unwrap_or(rows));
+        for (((&a_type, &a_value), (&b_type, &b_value)), (&ts, &source)) in rows {
+            // Types are resolved in the order `add_row` interns them: the first endpoint's, then
+            // the second's.
+            let a_type = a_type_names.id(a_type, |name| self.type_id(graph, name))?;
+            let b_type = b_type_names.id(b_type, |name| self.type_id(graph, name))?;
+            self.add_endpoints(
                 graph,
-                (a_type.get(row), a_value.get(row)),
-                (b_type.get(row), b_value.get(row)),
-                ts.get(row)?,
-                source.get(row),
+                (a_type, non_blank(a_value)),
+                (b_type, non_blank(b_value)),
+                ts,
+                |reader| {
+                    Ok(source_names
+                        .id(source, |name| reader.source_id(graph, name))?
+                        .unwrap_or(NO_SOURCE))
+                },
             )?;
+        }
+        if let Some(row) = out_of_range {
+            ts.get(row)?;
+            return internal_err!(
+                "identity_stitch: ts of row {row} converts but was found out of range"
+            );
         }
         Ok(())
     }
 
-    /// Adds one row: `(type, value)` of both endpoints, its timestamp (µs) and source.
+    /// Adds one row: `(type, value)` of both endpoints, its timestamp (µs) and source; what
+    /// [`add_batch`](Self::add_batch) does for each of its rows.
+    #[cfg(test)]
     pub(crate) fn add_row(
         &mut self,
         graph: &GraphBuilder,
@@ -395,19 +439,37 @@ impl EdgeReader {
         ts: Option<i64>,
         source: Option<&[u8]>,
     ) -> Result<()> {
-        let absent = |(id_type, value): (Option<&[u8]>, Option<&[u8]>)| {
-            id_type.is_none_or(is_blank) && value.is_none_or(is_blank)
+        let mut type_id = |id_type: Option<&[u8]>| match non_blank(id_type) {
+            Some(id_type) => self.type_id(graph, id_type).map(Some),
+            None => Ok(None),
         };
-        let empty_row = absent(a) && absent(b);
-        let a = self.endpoint(graph, a.0, a.1)?;
-        let b = self.endpoint(graph, b.0, b.1)?;
-        let ts = ts.unwrap_or(NO_TS);
+        // The first endpoint's type is interned first.
+        let a_type = type_id(a.0)?;
+        let b_type = type_id(b.0)?;
+        let (a, b) = ((a_type, non_blank(a.1)), (b_type, non_blank(b.1)));
+        self.add_endpoints(graph, a, b, ts.unwrap_or(NO_TS), |reader| match source {
+            Some(source) => reader.source_id(graph, source),
+            None => Ok(NO_SOURCE),
+        })
+    }
+
+    /// Adds one row given the type id and value of both endpoints (`None` when NULL or blank),
+    /// its timestamp (µs, [`NO_TS`] when unknown) and its source id (asked only for an edge).
+    #[inline]
+    fn add_endpoints(
+        &mut self,
+        graph: &GraphBuilder,
+        a: (Option<u32>, Option<&[u8]>),
+        b: (Option<u32>, Option<&[u8]>),
+        ts: i64,
+        source: impl FnOnce(&mut Self) -> Result<u32>,
+    ) -> Result<()> {
+        let empty_row = a == (None, None) && b == (None, None);
+        let a = self.endpoint(a);
+        let b = self.endpoint(b);
         match (a, b) {
             (Some(a), Some(b)) if a != b => {
-                let source = match source {
-                    Some(source) => self.intern_source(graph, source)?,
-                    None => NO_SOURCE,
-                };
+                let source = source(self)?;
                 let slot = 2 * self.edges.len();
                 self.edges.push(Edge {
                     ts,
@@ -432,46 +494,40 @@ impl EdgeReader {
         Ok(())
     }
 
-    /// The type id and value of one endpoint; `None` when it is absent or dropped (counted).
+    /// One endpoint, `None` when it is absent or dropped (counted).
+    #[inline]
     fn endpoint<'v>(
         &mut self,
-        graph: &GraphBuilder,
-        id_type: Option<&[u8]>,
-        value: Option<&'v [u8]>,
-    ) -> Result<Option<(u32, &'v [u8])>> {
-        let id_type = id_type.filter(|t| !is_blank(t));
-        let value = value.filter(|v| !is_blank(v));
-        match (id_type, value) {
-            (Some(id_type), Some(value)) => Ok(Some((self.intern_type(graph, id_type)?, value))),
-            (Some(id_type), None) => {
-                let type_id = self.intern_type(graph, id_type)? as usize;
+        endpoint: (Option<u32>, Option<&'v [u8]>),
+    ) -> Option<(u32, &'v [u8])> {
+        match endpoint {
+            (Some(type_id), Some(value)) => Some((type_id, value)),
+            (Some(type_id), None) => {
+                let type_id = type_id as usize;
                 if self.dropped.empty_value.len() <= type_id {
                     self.dropped.empty_value.resize(type_id + 1, 0);
                 }
                 self.dropped.empty_value[type_id] += 1;
-                Ok(None)
+                None
             }
             (None, Some(_)) => {
                 self.dropped.empty_type += 1;
-                Ok(None)
+                None
             }
-            (None, None) => Ok(None),
+            (None, None) => None,
         }
     }
 
-    fn intern_type(&mut self, graph: &GraphBuilder, id_type: &[u8]) -> Result<u32> {
-        name_id(&mut self.type_keys, &mut self.type_ids, id_type, |name| {
-            graph.intern_type(name)
-        })
+    /// The id of an identifier type: from the reader's names, or (once per name and reader)
+    /// the numbering shared by all readers.
+    fn type_id(&mut self, graph: &GraphBuilder, id_type: &[u8]) -> Result<u32> {
+        self.type_ids
+            .get_or_insert(id_type, Box::from, |name| graph.intern_type(name))
     }
 
-    fn intern_source(&mut self, graph: &GraphBuilder, source: &[u8]) -> Result<u32> {
-        name_id(
-            &mut self.source_keys,
-            &mut self.source_ids,
-            source,
-            |name| graph.intern_source(name),
-        )
+    fn source_id(&mut self, graph: &GraphBuilder, source: &[u8]) -> Result<u32> {
+        self.source_ids
+            .get_or_insert(source, Box::from, |name| graph.intern_source(name))
     }
 
     /// Heap bytes held by the chunk being filled, for memory accounting.
@@ -492,34 +548,9 @@ impl EdgeReader {
     }
 }
 
-/// The id of a type or source name: from the reader's key cache, its map, or (once per name and
-/// reader) the numbering shared by all readers.
-fn name_id(
-    keys: &mut Vec<(ShortName, u32)>,
-    ids: &mut HashMap<Box<[u8]>, u32>,
-    name: &[u8],
-    shared: impl FnOnce(&[u8]) -> Result<u32>,
-) -> Result<u32> {
-    let key = short_name_key(name);
-    if let Some(key) = key
-        && let Some(&(_, id)) = keys.iter().find(|(k, _)| *k == key)
-    {
-        return Ok(id);
-    }
-    let id = match ids.get(name) {
-        Some(&id) => id,
-        None => {
-            let id = shared(name)?;
-            ids.insert(name.into(), id);
-            id
-        }
-    };
-    if let Some(key) = key
-        && keys.len() < CACHED_NAMES
-    {
-        keys.push((key, id));
-    }
-    Ok(id)
+/// `value` unless it is blank.
+fn non_blank(value: Option<&[u8]>) -> Option<&[u8]> {
+    value.filter(|value| !is_blank(value))
 }
 
 /// NULL, empty and whitespace-only values identify nobody.
@@ -530,7 +561,325 @@ pub(crate) fn is_blank(value: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::datatypes::{Field, TimeUnit};
+    use crate::test_harness::all_encodings;
+    use datafusion::arrow::array::{
+        ArrayRef, DictionaryArray, NullArray, StringArray, StringViewArray,
+        TimestampMicrosecondArray, TimestampSecondArray,
+    };
+    use datafusion::arrow::datatypes::{Field, Int32Type, TimeUnit};
+    use std::sync::Arc;
+
+    /// `[a_type, a_value, b_type, b_value]`, ts (µs) and source of one edges row.
+    type Row<'a> = ([Option<&'a str>; 4], Option<i64>, Option<&'a str>);
+
+    fn bytes(value: Option<&str>) -> Option<&[u8]> {
+        value.map(str::as_bytes)
+    }
+
+    /// Rows of every kind: edges, self-links, sightings of either side, blank and NULL types and
+    /// values, blank and NULL sources, names short and long, a type first seen on the `b` side.
+    fn mixed_rows() -> Vec<Row<'static>> {
+        let long_type = Some("loyalty_card_number");
+        let long_source = Some("a source name longer than twelve bytes");
+        vec![
+            (
+                [Some("email"), Some("a@x"), Some("phone"), Some("+1")],
+                Some(10),
+                Some("web"),
+            ),
+            ([Some("email"), Some("a@x"), None, None], Some(5), None),
+            (
+                [Some("email"), Some("a@x"), Some("email"), Some("a@x")],
+                Some(50),
+                Some("web"),
+            ),
+            (
+                [Some("email"), Some(" "), Some("phone"), Some("+1")],
+                None,
+                Some("pos"),
+            ),
+            ([None, Some("v"), None, None], None, None),
+            ([None, None, None, None], Some(1), Some("web")),
+            ([Some(""), Some(""), Some(" "), None], None, None),
+            (
+                [Some("phone"), Some("+1"), Some("card"), Some("4111")],
+                Some(7),
+                Some(""),
+            ),
+            (
+                [Some("card"), Some("4111"), Some("email"), Some("b@y")],
+                Some(8),
+                None,
+            ),
+            (
+                [long_type, Some("123"), Some("email"), Some("a@x")],
+                Some(9),
+                long_source,
+            ),
+            (
+                [Some("email"), Some(""), Some("phone"), Some(" ")],
+                Some(2),
+                Some("web"),
+            ),
+            ([Some("   "), Some("x"), None, None], None, Some("web")),
+            (
+                [Some("phone"), Some("+2"), Some("email"), Some("a@x")],
+                Some(-3),
+                Some("web"),
+            ),
+            (
+                [None, None, Some("phone"), Some("+3")],
+                Some(1),
+                Some("pos"),
+            ),
+            (
+                [Some("email"), Some("c@z"), Some("device"), Some("d1")],
+                Some(4),
+                long_source,
+            ),
+            (
+                [Some("device"), Some("d1"), Some("email"), Some("c@z")],
+                Some(3),
+                Some("pos"),
+            ),
+            (
+                [Some("card"), None, Some("cookie"), Some("k")],
+                Some(6),
+                Some("web"),
+            ),
+        ]
+    }
+
+    /// The rows added one by one with [`EdgeReader::add_row`].
+    fn graph_of_rows(rows: &[Row<'_>], chunk: usize) -> Result<Graph> {
+        let builder = GraphBuilder::with_chunk(1, chunk, 1);
+        let mut reader = builder.reader()?;
+        for &([a_type, a_value, b_type, b_value], ts, source) in rows {
+            reader.add_row(
+                &builder,
+                (bytes(a_type), bytes(a_value)),
+                (bytes(b_type), bytes(b_value)),
+                ts,
+                bytes(source),
+            )?;
+        }
+        reader.done(&builder)?;
+        builder.finish()
+    }
+
+    /// The batches added with [`EdgeReader::add_batch`].
+    fn graph_of_batches(batches: &[RecordBatch], chunk: usize) -> Result<Graph> {
+        let builder = GraphBuilder::with_chunk(1, chunk, 1);
+        let mut reader = builder.reader()?;
+        for batch in batches {
+            let columns = EdgeColumns::try_new(&batch.schema())?;
+            reader.add_batch(&builder, &columns, batch)?;
+        }
+        reader.done(&builder)?;
+        builder.finish()
+    }
+
+    /// `rows` as a batch, string column `c` (a_type, a_value, b_type, b_value, source) in the
+    /// encoding `encoding(c)` of [`all_encodings`]; the columns in reverse order.
+    fn batch_of<'a>(rows: &[Row<'a>], encoding: impl Fn(usize) -> usize) -> Result<RecordBatch> {
+        let string_column = |c: usize, value: &dyn Fn(&Row<'a>) -> Option<&'a str>| {
+            let values: Vec<_> = rows.iter().map(value).collect();
+            all_encodings(&values).swap_remove(encoding(c))
+        };
+        let ts: ArrayRef = Arc::new(
+            TimestampMicrosecondArray::from(rows.iter().map(|row| row.1).collect::<Vec<_>>())
+                .with_timezone("UTC"),
+        );
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("source", string_column(4, &|row| row.2)),
+            ("ts", ts),
+            ("b_value", string_column(3, &|row| row.0[3])),
+            ("b_type", string_column(2, &|row| row.0[2])),
+            ("a_value", string_column(1, &|row| row.0[1])),
+            ("a_type", string_column(0, &|row| row.0[0])),
+        ];
+        Ok(RecordBatch::try_from_iter_with_nullable(
+            columns.into_iter().map(|(name, array)| (name, array, true)),
+        )?)
+    }
+
+    /// Everything a graph holds: type and source names, the nodes in order with their type,
+    /// value, first/last sighting and edge count, the edges and the drop counts.
+    #[allow(clippy::type_complexity)]
+    fn snapshot(
+        graph: &Graph,
+    ) -> (
+        Vec<String>,
+        Vec<String>,
+        Vec<(u32, String, i64, i64, u32)>,
+        Vec<Edge>,
+        (Vec<u64>, u64, u64),
+    ) {
+        let nodes = (0..graph.node_count() as u32)
+            .map(|node| {
+                let i = node as usize;
+                (
+                    graph.nodes.type_of(node),
+                    String::from_utf8_lossy(graph.nodes.value(node)).into_owned(),
+                    graph.first_seen[i],
+                    graph.last_seen[i],
+                    graph.n_edges[i],
+                )
+            })
+            .collect();
+        let dropped = &graph.dropped;
+        (
+            graph.types.names().to_vec(),
+            graph.sources.names().to_vec(),
+            nodes,
+            graph.edges.clone(),
+            (
+                dropped.empty_value.clone(),
+                dropped.empty_type,
+                dropped.empty_rows,
+            ),
+        )
+    }
+
+    #[test]
+    fn batches_of_every_encoding_add_what_their_rows_add() -> Result<()> {
+        let rows = mixed_rows();
+        for chunk in [4, 1 << 16] {
+            let expected = snapshot(&graph_of_rows(&rows, chunk)?);
+            assert_eq!(expected.2.len(), 10, "nodes: {:?}", expected.2);
+            assert_eq!(expected.4, (vec![2, 1, 1, 0, 0, 0], 2, 2));
+            let encodings = all_encodings(&[]).len();
+            for encoding in 0..encodings {
+                // Every column in one encoding, and each column in another.
+                for mixed in [false, true] {
+                    let batch = batch_of(&rows, |c| {
+                        if mixed {
+                            (encoding + c) % encodings
+                        } else {
+                            encoding
+                        }
+                    })?;
+                    let whole = snapshot(&graph_of_batches(std::slice::from_ref(&batch), chunk)?);
+                    assert_eq!(whole, expected, "encoding {encoding}, mixed {mixed}");
+                    // Sliced batches, split between rows of the same names.
+                    let split = [
+                        batch.slice(0, 7),
+                        batch.slice(7, 1),
+                        batch.slice(8, rows.len() - 8),
+                    ];
+                    let split = snapshot(&graph_of_batches(&split, chunk)?);
+                    assert_eq!(split, expected, "split, encoding {encoding}, mixed {mixed}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn null_typed_columns_are_all_null() -> Result<()> {
+        let rows: Vec<Row<'_>> = mixed_rows()
+            .into_iter()
+            .map(|([a_type, a_value, _, _], _, source)| {
+                ([a_type, a_value, None, None], None, source)
+            })
+            .collect();
+        let expected = snapshot(&graph_of_rows(&rows, 4)?);
+        let batch = batch_of(&rows, |_| 0)?;
+        let nulls: ArrayRef = Arc::new(NullArray::new(rows.len()));
+        let (schema, mut columns, _) = batch.into_parts();
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for (i, field) in fields.iter_mut().enumerate() {
+            if ["b_type", "b_value", "ts"].contains(&field.name().as_str()) {
+                *field = Field::new(field.name(), DataType::Null, true);
+                columns[i] = Arc::clone(&nulls);
+            }
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        assert_eq!(snapshot(&graph_of_batches(&[batch], 4)?), expected);
+        Ok(())
+    }
+
+    #[test]
+    fn a_timestamp_out_of_range_stops_the_batch_at_its_row() -> Result<()> {
+        let rows = mixed_rows();
+        let batch = batch_of(&rows, |c| c % 3)?;
+        let mut seconds: Vec<Option<i64>> = rows.iter().map(|row| row.1.map(|ts| ts * 7)).collect();
+        seconds[5] = Some(i64::MAX / 10);
+        seconds[9] = Some(i64::MAX);
+        let ts_index = batch.schema().index_of("ts")?;
+        let mut columns = batch.columns().to_vec();
+        columns[ts_index] = Arc::new(TimestampSecondArray::from(seconds));
+        let mut fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields[ts_index] = Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), true);
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+
+        let builder = GraphBuilder::with_chunk(1, 4, 1);
+        let mut reader = builder.reader()?;
+        let err = reader
+            .add_batch(&builder, &EdgeColumns::try_new(&batch.schema())?, &batch)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "Execution error: identity_stitch: ts value {} (Second) is out of the supported range",
+                i64::MAX / 10
+            )
+        );
+        reader.done(&builder)?;
+        // The rows before it were added, as row by row.
+        let before: Vec<Row<'_>> = rows[..5]
+            .iter()
+            .map(|&(names, ts, source)| (names, ts.map(|ts| ts * 7_000_000), source))
+            .collect();
+        assert_eq!(
+            snapshot(&builder.finish()?),
+            snapshot(&graph_of_rows(&before, 4)?)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn thousands_of_types_in_a_batch_are_an_error() -> Result<()> {
+        let types: Vec<String> = (0..=MAX_ID_TYPES).map(|i| format!("t{i}")).collect();
+        let types: Vec<&str> = types.iter().map(String::as_str).collect();
+        let dictionary: DictionaryArray<Int32Type> = types.iter().copied().collect();
+        let encodings: [ArrayRef; 3] = [
+            Arc::new(StringArray::from(types.clone())),
+            Arc::new(StringViewArray::from(types.clone())),
+            Arc::new(dictionary),
+        ];
+        let nulls: ArrayRef = Arc::new(NullArray::new(types.len()));
+        let values: ArrayRef = Arc::new(StringArray::from(vec!["v"; types.len()]));
+        for b_type in encodings {
+            let batch = RecordBatch::try_from_iter([
+                ("a_type", Arc::clone(&nulls)),
+                ("a_value", Arc::clone(&nulls)),
+                ("b_type", b_type),
+                ("b_value", Arc::clone(&values)),
+                ("ts", Arc::clone(&nulls)),
+                ("source", Arc::clone(&nulls)),
+            ])?;
+            let builder = GraphBuilder::new(1, 1);
+            let mut reader = builder.reader()?;
+            let columns = EdgeColumns::try_new(&batch.schema())?;
+            reader.add_batch(&builder, &columns, &batch.slice(0, MAX_ID_TYPES))?;
+            let err = reader
+                .add_batch(&builder, &columns, &batch.slice(MAX_ID_TYPES, 1))
+                .unwrap_err();
+            assert!(
+                err.to_string().contains(&format!(
+                    "(the latest: \"t{MAX_ID_TYPES}\"); are the type and value columns swapped?"
+                )),
+                "{err}"
+            );
+        }
+        Ok(())
+    }
 
     fn schema(fields: &[(&str, DataType)]) -> Schema {
         Schema::new(

@@ -4,7 +4,9 @@
 //! occurrence of an identifier copies its bytes (into one arena), so re-seen values cost a hash
 //! and a lookup, never an allocation. Per-node data lives in flat vectors indexed by node id.
 
-use std::hash::BuildHasher;
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, LargeStringArray, StringArray, StringViewArray,
@@ -13,6 +15,9 @@ use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Result, exec_err, internal_err};
 use hashbrown::{DefaultHashBuilder, HashTable};
+
+use super::graph::{NO_TS, is_blank};
+use crate::short_name::{ShortName, short_name_key};
 
 /// Row access to a string column of any encoding, as bytes.
 ///
@@ -28,8 +33,8 @@ pub(crate) enum StringColumn<'a> {
         nulls: Option<NullBuffer>,
         values: Box<StringColumn<'a>>,
     },
-    /// A column of type `Null` (e.g. `NULL AS b_type` in single-node rows).
-    Null,
+    /// A column of type `Null` (e.g. `NULL AS b_type` in single-node rows), of that many rows.
+    Null(usize),
 }
 
 impl<'a> StringColumn<'a> {
@@ -39,13 +44,13 @@ impl<'a> StringColumn<'a> {
             DataType::Utf8 => Self::Utf8(array.as_string::<i32>()),
             DataType::LargeUtf8 => Self::LargeUtf8(array.as_string::<i64>()),
             DataType::Utf8View => Self::Utf8View(array.as_string_view()),
-            DataType::Null => Self::Null,
+            DataType::Null => Self::Null(array.len()),
             DataType::Dictionary(_, _) => {
                 let dictionary = array.as_any_dictionary();
                 let values = StringColumn::try_new(dictionary.values(), column)?;
                 // `normalized_keys` requires values; an empty dictionary has only NULL keys.
                 if dictionary.values().is_empty() {
-                    return Ok(Self::Null);
+                    return Ok(Self::Null(array.len()));
                 }
                 Self::Dictionary {
                     keys: dictionary.normalized_keys(),
@@ -74,8 +79,269 @@ impl<'a> StringColumn<'a> {
                 }
                 values.get(keys[row])
             }
-            Self::Null => None,
+            Self::Null(_) => None,
         }
+    }
+
+    /// Rows in the column.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Utf8(a) => a.len(),
+            Self::LargeUtf8(a) => a.len(),
+            Self::Utf8View(a) => a.len(),
+            Self::Dictionary { keys, .. } => keys.len(),
+            Self::Null(len) => *len,
+        }
+    }
+
+    /// The bytes of every row (NULL as `None`), read in one pass per encoding: the match on the
+    /// encoding is made once per batch instead of once per value.
+    pub(crate) fn rows(&self) -> Vec<Option<&'a [u8]>> {
+        match self {
+            Self::Utf8(a) => rows_of(a.len(), a.nulls(), |row| a.value(row).as_bytes()),
+            Self::LargeUtf8(a) => rows_of(a.len(), a.nulls(), |row| a.value(row).as_bytes()),
+            Self::Utf8View(a) => rows_of(a.len(), a.nulls(), |row| a.value(row).as_bytes()),
+            Self::Dictionary {
+                keys,
+                nulls,
+                values,
+            } => {
+                if values.len() > keys.len() {
+                    // A dictionary larger than the batch (shared by many batches): reading all of
+                    // its values for every batch would cost more than looking up each row's.
+                    return (0..keys.len()).map(|row| self.get(row)).collect();
+                }
+                by_key(keys, nulls.as_ref(), &values.rows(), None)
+            }
+            Self::Null(len) => vec![None; *len],
+        }
+    }
+}
+
+/// `of_value[key]` for each row's dictionary key, `none` where the key is NULL or out of range.
+fn by_key<T: Copy>(keys: &[usize], nulls: Option<&NullBuffer>, of_value: &[T], none: T) -> Vec<T> {
+    let value = |key: usize| of_value.get(key).copied().unwrap_or(none);
+    match nulls.filter(|nulls| nulls.null_count() > 0) {
+        None => keys.iter().map(|&key| value(key)).collect(),
+        Some(nulls) => keys
+            .iter()
+            .zip(nulls.iter())
+            .map(|(&key, valid)| if valid { value(key) } else { none })
+            .collect(),
+    }
+}
+
+/// `value` of each of `len` rows, `None` where `nulls` says NULL.
+fn rows_of<'a>(
+    len: usize,
+    nulls: Option<&NullBuffer>,
+    value: impl Fn(usize) -> &'a [u8],
+) -> Vec<Option<&'a [u8]>> {
+    match nulls.filter(|nulls| nulls.null_count() > 0) {
+        None => (0..len).map(|row| Some(value(row))).collect(),
+        Some(nulls) => (0..len)
+            .map(|row| nulls.is_valid(row).then(|| value(row)))
+            .collect(),
+    }
+}
+
+/// The code of a row whose name is NULL (or blank, where blank names are absent) in
+/// [`NameCodes::codes`].
+pub(crate) const NO_NAME: u32 = u32::MAX;
+
+/// A low-cardinality string column of one batch (identifier types, sources) as per-row codes of
+/// its distinct names, so that the reader resolves each name to its id once per batch and then
+/// indexes by code instead of looking up every row's bytes.
+pub(crate) struct NameCodes<'a> {
+    /// Per row: the index of its name in `names`, or [`NO_NAME`].
+    pub codes: Vec<u32>,
+    pub names: BatchNames<'a>,
+}
+
+/// The distinct names of a batch's column, each resolved to its id on first use.
+pub(crate) struct BatchNames<'a> {
+    names: Vec<&'a [u8]>,
+    ids: Vec<Option<u32>>,
+}
+
+/// Views kept in the cache of [`NameCodes::new`]: more distinct short names than this in one
+/// batch are rare and go through the numbering by bytes.
+const CACHED_VIEWS: usize = 16;
+
+impl<'a> NameCodes<'a> {
+    /// Codes for every row of `column`; with `blank_is_absent`, empty and whitespace-only names
+    /// are [`NO_NAME`] like NULL.
+    pub(crate) fn new(column: &StringColumn<'a>, blank_is_absent: bool) -> Self {
+        let mut numbering = Numbering {
+            blank_is_absent,
+            names: Vec::new(),
+            ids: NameIds::default(),
+        };
+        let codes = match column {
+            StringColumn::Utf8View(array) => view_codes(array, &mut numbering),
+            StringColumn::Dictionary {
+                keys,
+                nulls,
+                values,
+            } if values.len() <= keys.len() => {
+                // Each dictionary value once, then the rows by key.
+                let value_codes: Vec<u32> = values
+                    .rows()
+                    .into_iter()
+                    .map(|value| value.map_or(NO_NAME, |value| numbering.code(value)))
+                    .collect();
+                by_key(keys, nulls.as_ref(), &value_codes, NO_NAME)
+            }
+            StringColumn::Null(len) => vec![NO_NAME; *len],
+            _ => column
+                .rows()
+                .into_iter()
+                .map(|name| name.map_or(NO_NAME, |name| numbering.code(name)))
+                .collect(),
+        };
+        let ids = vec![None; numbering.names.len()];
+        Self {
+            codes,
+            names: BatchNames {
+                names: numbering.names,
+                ids,
+            },
+        }
+    }
+}
+
+/// The codes of a `Utf8View` column. A name of at most 12 bytes is held whole in its view
+/// (length and bytes, zero-padded), so equal views are equal names and a few compares of the
+/// `u128` find its code without reading or hashing the bytes.
+fn view_codes<'a>(array: &'a StringViewArray, numbering: &mut Numbering<'a>) -> Vec<u32> {
+    const MAX_INLINE_LEN: u32 = 12;
+    let mut cache: Vec<(u128, u32)> = Vec::with_capacity(CACHED_VIEWS);
+    let mut code = |row: usize, view: u128| {
+        if view as u32 > MAX_INLINE_LEN {
+            return numbering.code(array.value(row).as_bytes());
+        }
+        if let Some(&(_, code)) = cache.iter().find(|(cached, _)| *cached == view) {
+            return code;
+        }
+        // A view with other padding bytes for a cached name only misses the cache: the
+        // numbering by bytes gives it the same code.
+        let code = numbering.code(array.value(row).as_bytes());
+        if cache.len() < CACHED_VIEWS {
+            cache.push((view, code));
+        }
+        code
+    };
+    let views = array.views().iter().copied().enumerate();
+    match array.nulls().filter(|nulls| nulls.null_count() > 0) {
+        None => views.map(|(row, view)| code(row, view)).collect(),
+        Some(nulls) => views
+            .zip(nulls.iter())
+            .map(|((row, view), valid)| if valid { code(row, view) } else { NO_NAME })
+            .collect(),
+    }
+}
+
+/// Numbers the distinct names of one batch's column in order of appearance.
+struct Numbering<'a> {
+    blank_is_absent: bool,
+    names: Vec<&'a [u8]>,
+    ids: NameIds<&'a [u8]>,
+}
+
+impl<'a> Numbering<'a> {
+    fn code(&mut self, name: &'a [u8]) -> u32 {
+        if self.blank_is_absent && is_blank(name) {
+            return NO_NAME;
+        }
+        let names = &mut self.names;
+        let numbered: Result<u32> = self.ids.get_or_insert(
+            name,
+            |name| name,
+            |name| {
+                // At most one name per row of a batch, far below `NO_NAME`.
+                let code = names.len() as u32;
+                names.push(name);
+                Ok(code)
+            },
+        );
+        numbered.unwrap_or(NO_NAME)
+    }
+}
+
+impl BatchNames<'_> {
+    /// The id of the name coded `code`, resolved (`resolve(name)`) on its first use; `None` for
+    /// [`NO_NAME`].
+    #[inline]
+    pub(crate) fn id(
+        &mut self,
+        code: u32,
+        resolve: impl FnOnce(&[u8]) -> Result<u32>,
+    ) -> Result<Option<u32>> {
+        if code == NO_NAME {
+            return Ok(None);
+        }
+        let code = code as usize;
+        match (self.ids.get_mut(code), self.names.get(code)) {
+            (Some(Some(id)), _) => Ok(Some(*id)),
+            (Some(slot), Some(name)) => {
+                let id = resolve(name)?;
+                *slot = Some(id);
+                Ok(Some(id))
+            }
+            _ => internal_err!("identity_stitch: name code {code} out of range"),
+        }
+    }
+}
+
+/// Ids of names (identifier types, sources): the first few by their [`ShortName`] key, since
+/// comparing two words beats hashing and comparing the bytes, every other one in a map.
+#[derive(Debug)]
+pub(crate) struct NameIds<K> {
+    short: Vec<(ShortName, u32)>,
+    other: HashMap<K, u32>,
+}
+
+impl<K> Default for NameIds<K> {
+    fn default() -> Self {
+        Self {
+            short: Vec::new(),
+            other: HashMap::new(),
+        }
+    }
+}
+
+/// Names kept by their key in a [`NameIds`]; more types or sources than this are rare and go
+/// through its map.
+const CACHED_NAMES: usize = 16;
+
+impl<K: Borrow<[u8]> + Hash + Eq> NameIds<K> {
+    /// The id of `name`; a name not seen before gets `new(name)`, kept as `key(name)`.
+    pub(crate) fn get_or_insert<'n>(
+        &mut self,
+        name: &'n [u8],
+        key: impl FnOnce(&'n [u8]) -> K,
+        new: impl FnOnce(&'n [u8]) -> Result<u32>,
+    ) -> Result<u32> {
+        let short = short_name_key(name);
+        if let Some(short) = short
+            && let Some(&(_, id)) = self.short.iter().find(|(k, _)| *k == short)
+        {
+            return Ok(id);
+        }
+        let id = match self.other.get(name) {
+            Some(&id) => id,
+            None => {
+                let id = new(name)?;
+                self.other.insert(key(name), id);
+                id
+            }
+        };
+        if let Some(short) = short
+            && self.short.len() < CACHED_NAMES
+        {
+            self.short.push((short, id));
+        }
+        Ok(id)
     }
 }
 
@@ -142,6 +408,52 @@ impl<'a> TimestampColumn<'a> {
                 self.unit
             ),
         }
+    }
+}
+
+impl TimestampColumn<'_> {
+    /// Every one of `len` rows in microseconds, NULL as [`NO_TS`], converted in one pass; and the
+    /// first row whose value is out of range, for which [`get`](Self::get) gives the error (the
+    /// rows from there on are not to be used).
+    pub(crate) fn micros(&self, len: usize) -> (Vec<i64>, Option<usize>) {
+        if self.values.is_empty() {
+            // A column of type `Null`.
+            return (vec![NO_TS; len], None);
+        }
+        // Out of range becomes `NO_TS`, which no valid value converts to (`get` rejects it too).
+        let mut micros: Vec<i64> = match self.unit {
+            TimeUnit::Second => self
+                .values
+                .iter()
+                .map(|&value| value.checked_mul(1_000_000).unwrap_or(NO_TS))
+                .collect(),
+            TimeUnit::Millisecond => self
+                .values
+                .iter()
+                .map(|&value| value.checked_mul(1_000).unwrap_or(NO_TS))
+                .collect(),
+            TimeUnit::Microsecond => self.values.to_vec(),
+            TimeUnit::Nanosecond => self
+                .values
+                .iter()
+                .map(|&value| value.div_euclid(1_000))
+                .collect(),
+        };
+        let out_of_range = match self.nulls.filter(|nulls| nulls.null_count() > 0) {
+            None => micros.iter().position(|&micros| micros == NO_TS),
+            Some(nulls) => {
+                let mut out_of_range = None;
+                for (row, (micros, valid)) in micros.iter_mut().zip(nulls.iter()).enumerate() {
+                    if !valid {
+                        *micros = NO_TS;
+                    } else if *micros == NO_TS && out_of_range.is_none() {
+                        out_of_range = Some(row);
+                    }
+                }
+                out_of_range
+            }
+        };
+        (micros, out_of_range)
     }
 }
 
@@ -302,8 +614,56 @@ impl IdentifierInterner {
 mod tests {
     use super::*;
     use crate::test_harness::all_encodings;
-    use datafusion::arrow::array::{TimestampNanosecondArray, TimestampSecondArray};
+    use datafusion::arrow::array::{
+        DictionaryArray, Int8Array, NullArray, TimestampMicrosecondArray,
+        TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
+    };
+    use datafusion::arrow::datatypes::Int8Type;
     use std::sync::Arc;
+
+    /// Every encoding of `values`, each also sliced out of a longer array (padded with other
+    /// names, a NULL and blanks on both sides).
+    fn encodings_and_slices(values: &[Option<&str>]) -> Vec<ArrayRef> {
+        let mut padded = vec![Some("pad-before-x"), None, Some(" ")];
+        padded.extend_from_slice(values);
+        padded.extend([Some(""), Some("pad after, longer than twelve bytes")]);
+        let sliced = all_encodings(&padded)
+            .into_iter()
+            .map(|array| array.slice(3, values.len()));
+        all_encodings(values).into_iter().chain(sliced).collect()
+    }
+
+    /// A dictionary whose keys and values both hold NULLs, and a value no key uses.
+    fn dictionary_with_null_values() -> ArrayRef {
+        let keys = Int8Array::from(vec![Some(1), None, Some(0), Some(3), Some(1), Some(2)]);
+        let values = StringArray::from(vec![
+            Some(" "),
+            Some("phone"),
+            None,
+            Some("email"),
+            Some("unused"),
+        ]);
+        Arc::new(DictionaryArray::<Int8Type>::try_new(keys, Arc::new(values)).expect("valid"))
+    }
+
+    /// The names of `column`'s rows through its codes (`None` for [`NO_NAME`]), resolving each
+    /// to its position in the order of first use.
+    fn decode(
+        column: &StringColumn<'_>,
+        blank_is_absent: bool,
+    ) -> Result<(Vec<Option<String>>, Vec<String>)> {
+        let NameCodes { codes, mut names } = NameCodes::new(column, blank_is_absent);
+        let mut resolved: Vec<String> = Vec::new();
+        let mut rows = Vec::new();
+        for code in codes {
+            let id = names.id(code, |name| {
+                resolved.push(String::from_utf8_lossy(name).into_owned());
+                Ok(resolved.len() as u32 - 1)
+            })?;
+            rows.push(id.map(|id| resolved[id as usize].clone()));
+        }
+        Ok((rows, resolved))
+    }
 
     #[test]
     fn interns_each_identifier_once_per_type() -> Result<()> {
@@ -348,6 +708,225 @@ mod tests {
             err.to_string().contains("column a_value must be a string"),
             "{err}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn reads_the_rows_of_every_string_encoding_at_once() -> Result<()> {
+        let input = [
+            Some("x"),
+            None,
+            Some(""),
+            Some("a longer value than a view holds"),
+            Some("x"),
+        ];
+        let expected: Vec<Option<&[u8]>> = input.iter().map(|v| v.map(str::as_bytes)).collect();
+        for array in encodings_and_slices(&input) {
+            let column = StringColumn::try_new(&array, "a_value")?;
+            assert_eq!(column.len(), input.len(), "{}", array.data_type());
+            assert_eq!(column.rows(), expected, "{} {array:?}", array.data_type());
+        }
+        let dictionary = dictionary_with_null_values();
+        let column = StringColumn::try_new(&dictionary, "a_value")?;
+        let rows: Vec<_> = (0..6).map(|row| column.get(row)).collect();
+        assert_eq!(column.rows(), rows);
+        assert_eq!(
+            rows[..4],
+            [Some(&b"phone"[..]), None, Some(b" "), Some(b"email")]
+        );
+        // A dictionary larger than the batch is read row by row, with the same result.
+        let large = dictionary.slice(3, 2);
+        assert_eq!(StringColumn::try_new(&large, "a_value")?.rows(), rows[3..5]);
+
+        let nulls: ArrayRef = Arc::new(NullArray::new(3));
+        let column = StringColumn::try_new(&nulls, "b_value")?;
+        assert_eq!((column.len(), column.rows()), (3, vec![None; 3]));
+        let empty_dictionary: ArrayRef = Arc::new(DictionaryArray::<Int8Type>::try_new(
+            Int8Array::from(vec![None, None]),
+            Arc::new(StringArray::from(Vec::<&str>::new())),
+        )?);
+        let column = StringColumn::try_new(&empty_dictionary, "b_value")?;
+        assert_eq!((column.len(), column.rows()), (2, vec![None; 2]));
+        Ok(())
+    }
+
+    #[test]
+    fn codes_the_names_of_every_string_encoding_once_per_batch() -> Result<()> {
+        let long = "a type name longer than twelve bytes";
+        let input = [
+            Some("phone"),
+            None,
+            Some(" "),
+            Some("email"),
+            Some(long),
+            Some(""),
+            Some("phone"),
+            Some(long),
+            Some("email"),
+        ];
+        for array in encodings_and_slices(&input) {
+            let column = StringColumn::try_new(&array, "a_type")?;
+            let (rows, resolved) = decode(&column, true)?;
+            let expected: Vec<Option<String>> = input
+                .iter()
+                .map(|v| v.filter(|v| !v.trim().is_empty()).map(str::to_string))
+                .collect();
+            assert_eq!(rows, expected, "{} {array:?}", array.data_type());
+            assert_eq!(
+                resolved,
+                ["phone", "email", long],
+                "each name resolved once, in row order"
+            );
+            // Sources: a blank name is a name.
+            let (rows, resolved) = decode(&column, false)?;
+            let expected: Vec<Option<String>> =
+                input.iter().map(|v| v.map(str::to_string)).collect();
+            assert_eq!(rows, expected, "{}", array.data_type());
+            assert_eq!(resolved, ["phone", " ", "email", long, ""]);
+        }
+        // Dictionary NULL keys and NULL values; the unused value is never resolved.
+        let dictionary = dictionary_with_null_values();
+        let column = StringColumn::try_new(&dictionary, "a_type")?;
+        let (rows, resolved) = decode(&column, true)?;
+        let name = |v: &str| Some(v.to_string());
+        assert_eq!(
+            rows,
+            [
+                name("phone"),
+                None,
+                None,
+                name("email"),
+                name("phone"),
+                None
+            ]
+        );
+        assert_eq!(resolved, ["phone", "email"]);
+        let (rows, resolved) = decode(&column, false)?;
+        assert_eq!(
+            rows,
+            [
+                name("phone"),
+                None,
+                name(" "),
+                name("email"),
+                name("phone"),
+                None
+            ]
+        );
+        assert_eq!(resolved, ["phone", " ", "email"]);
+
+        let nulls: ArrayRef = Arc::new(NullArray::new(2));
+        let (rows, resolved) = decode(&StringColumn::try_new(&nulls, "b_type")?, false)?;
+        assert_eq!((rows, resolved.len()), (vec![None, None], 0));
+        Ok(())
+    }
+
+    #[test]
+    fn codes_views_of_more_short_names_than_are_cached() -> Result<()> {
+        let names: Vec<String> = (0..3 * CACHED_VIEWS).map(|i| format!("t{i}")).collect();
+        let input: Vec<Option<&str>> = names
+            .iter()
+            .chain(&names)
+            .map(|n| Some(n.as_str()))
+            .collect();
+        let array: ArrayRef = Arc::new(StringViewArray::from(input.clone()));
+        let (rows, resolved) = decode(&StringColumn::try_new(&array, "a_type")?, true)?;
+        let expected: Vec<Option<String>> = input.iter().map(|v| v.map(str::to_string)).collect();
+        assert_eq!(rows, expected);
+        assert_eq!(resolved, names);
+        Ok(())
+    }
+
+    #[test]
+    fn converts_timestamp_columns_of_every_unit_at_once() -> Result<()> {
+        let arrays: [(ArrayRef, [i64; 2]); 4] = [
+            (
+                Arc::new(TimestampSecondArray::from(vec![Some(-2), None, Some(3)])),
+                [-2_000_000, 3_000_000],
+            ),
+            (
+                Arc::new(TimestampMillisecondArray::from(vec![
+                    Some(-2),
+                    None,
+                    Some(3),
+                ])),
+                [-2_000, 3_000],
+            ),
+            (
+                Arc::new(TimestampMicrosecondArray::from(vec![
+                    Some(-2),
+                    None,
+                    Some(3),
+                ])),
+                [-2, 3],
+            ),
+            (
+                Arc::new(TimestampNanosecondArray::from(vec![
+                    Some(-1_500),
+                    None,
+                    Some(3_999),
+                ])),
+                [-2, 3],
+            ),
+        ];
+        for (array, [first, last]) in arrays {
+            for (array, expected) in [
+                (Arc::clone(&array), vec![first, NO_TS, last]),
+                (array.slice(1, 2), vec![NO_TS, last]),
+            ] {
+                let column = TimestampColumn::try_new(&array)?;
+                assert_eq!(
+                    column.micros(array.len()),
+                    (expected.clone(), None),
+                    "{}",
+                    array.data_type()
+                );
+                let rows = (0..array.len())
+                    .map(|row| Ok(column.get(row)?.unwrap_or(NO_TS)))
+                    .collect::<Result<Vec<_>>>()?;
+                assert_eq!(rows, expected, "{}", array.data_type());
+            }
+        }
+        let nulls: ArrayRef = Arc::new(NullArray::new(2));
+        assert_eq!(
+            TimestampColumn::try_new(&nulls)?.micros(2),
+            (vec![NO_TS; 2], None)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn finds_the_first_timestamp_out_of_range() -> Result<()> {
+        let max = i64::MAX;
+        // Row 1 is NULL over a value out of range, which is no error.
+        let nulls = Some(NullBuffer::from(vec![true, false, true, true]));
+        let arrays: [ArrayRef; 4] = [
+            Arc::new(TimestampSecondArray::new(
+                vec![1, max, max / 10, max].into(),
+                nulls.clone(),
+            )),
+            Arc::new(TimestampMillisecondArray::new(
+                vec![1, max, i64::MIN, 2].into(),
+                nulls.clone(),
+            )),
+            Arc::new(TimestampMicrosecondArray::new(
+                vec![1, max, max, max].into(),
+                nulls.clone(),
+            )),
+            Arc::new(TimestampMicrosecondArray::from(vec![1, 2, max, 3])),
+        ];
+        for array in arrays {
+            let column = TimestampColumn::try_new(&array)?;
+            let (micros, out_of_range) = column.micros(4);
+            assert_eq!(out_of_range, Some(2), "{array:?}");
+            assert_eq!(micros[0], column.get(0)?.unwrap_or(NO_TS));
+            assert_eq!(micros[1], column.get(1)?.unwrap_or(NO_TS));
+            let err = column.get(2).unwrap_err();
+            assert!(
+                err.to_string().contains("out of the supported range"),
+                "{err}"
+            );
+        }
         Ok(())
     }
 

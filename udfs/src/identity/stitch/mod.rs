@@ -20,6 +20,7 @@ mod distinct_pairs;
 mod exec;
 mod graph;
 mod guards;
+mod id_table;
 mod incremental;
 mod input;
 mod interner;

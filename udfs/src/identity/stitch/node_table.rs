@@ -5,9 +5,11 @@
 //! several misses (table, offsets, values) and interning was half of `identity_stitch`'s time on
 //! 16 M edges, all on one core. So endpoints are first appended to one of [`PARTITIONS`] buffers by
 //! hash (sequential writes), and every [`CHUNK_ENDPOINTS`] endpoints each partition interns its
-//! share into its own small table — which stays in cache — with the partitions spread over the
-//! session's threads. Per-node statistics (first/last sighting, edge count) are kept beside each
-//! partition's table for the same reason. Node ids are assigned when reading ends
+//! share into its own table, with the partitions spread over the session's threads. Per-node
+//! statistics (first/last sighting, edge count) sit beside the place of its value in one record.
+//! At tens of millions of identifiers even a partition's table, records and values do not stay
+//! in cache from one chunk to the next, so interning loads them a few endpoints ahead
+//! ([`IdTable`]). Node ids are assigned when reading ends
 //! ([`NodeTableBuilder::finish`]), in order of first appearance, as one table would have: the
 //! resolution orders by content, so results do not depend on them, but the map's row order and
 //! the memory locality of everything indexed by node do.
@@ -18,19 +20,23 @@ use std::thread::JoinHandle;
 
 use datafusion::common::{DataFusionError, Result, exec_err, internal_err};
 use foldhash::fast::FixedState;
-use hashbrown::HashTable;
 
 use super::graph::NO_TS;
+use super::id_table::{IdTable, prefetch};
 
-const PARTITION_BITS: u32 = 10;
-/// Enough partitions that each one's table and values stay in a core's L2 cache up to tens of
-/// millions of identifiers.
+const PARTITION_BITS: u32 = 8;
+/// Enough partitions to spread interning over the threads; few enough that the readers' writes
+/// to the partitions' buffers (two streams each) stay cached. At 16 M edges 256 took 9 % less
+/// CPU than 1024, whose tables were smaller but are loaded ahead anyway.
 const PARTITIONS: usize = 1 << PARTITION_BITS;
-/// Which hash bits pick the partition: neither the low bits (the table's bucket index) nor the top
-/// seven (hashbrown's tag), which must stay uniform within a partition.
+/// Which hash bits pick the partition: not the low 32, the table's tags, which must stay uniform
+/// within a partition.
 const PARTITION_SHIFT: u32 = 32;
 /// A node is `local << PARTITION_BITS | partition` until [`NodeTableBuilder::finish`].
 const MAX_LOCAL_NODES: usize = 1 << (32 - PARTITION_BITS);
+/// How many endpoints ahead interning starts loading what an endpoint needs: enough to cover a
+/// memory access with the work of the endpoints in between.
+const AHEAD: usize = 16;
 /// Endpoints buffered before the partitions intern them (~40 bytes each plus the value).
 const CHUNK_ENDPOINTS: usize = 1 << 21;
 /// Fewer endpoints than this are renumbered on one thread.
@@ -82,19 +88,27 @@ impl Pending {
     }
 }
 
+/// What a partition keeps per local node and reads on every sighting: the type and the place
+/// of the value (to compare) and the statistics (to update), in one 32-byte record, so that a
+/// sighting of a known identifier touches one line of it rather than one per vector.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(32))]
+struct NodeRecord {
+    first_seen: i64,
+    last_seen: i64,
+    /// The value is `values[start..start + len]`.
+    start: u32,
+    len: u32,
+    type_id: u32,
+    n_edges: u32,
+}
+
 /// The identifiers of one hash partition, with local ids in order of first appearance.
 #[derive(Debug, Default)]
 struct Partition {
-    table: HashTable<u32>,
-    /// Per local node: its hash (to grow the table without rehashing values), type, the end of
-    /// its value in `values`, and its statistics.
-    hashes: Vec<u64>,
-    types: Vec<u32>,
-    ends: Vec<usize>,
+    table: IdTable,
+    records: Vec<NodeRecord>,
     values: Vec<u8>,
-    first_seen: Vec<i64>,
-    last_seen: Vec<i64>,
-    n_edges: Vec<u32>,
     /// Per local node: the position of its first endpoint among all endpoints pushed, which
     /// numbers the nodes in order of first appearance.
     first_endpoint: Vec<u64>,
@@ -102,20 +116,49 @@ struct Partition {
 
 impl Partition {
     fn len(&self) -> usize {
-        self.types.len()
+        self.records.len()
+    }
+
+    fn value_of(&self, record: &NodeRecord) -> &[u8] {
+        let start = record.start as usize;
+        &self.values[start..start + record.len as usize]
     }
 
     fn value(&self, local: usize) -> &[u8] {
-        let start = if local == 0 { 0 } else { self.ends[local - 1] };
-        &self.values[start..self.ends[local]]
+        self.value_of(&self.records[local])
     }
 
     fn find(&self, hash: u64, id_type: u32, value: &[u8]) -> Option<u32> {
-        self.table
-            .find(hash, |&local| {
-                self.types[local as usize] == id_type && self.value(local as usize) == value
-            })
-            .copied()
+        self.table.find(hash, |local| {
+            let record = &self.records[local as usize];
+            record.type_id == id_type && self.value_of(record) == value
+        })
+    }
+
+    /// Starts loading what interning the endpoints after `endpoints[next]` reads, in the order
+    /// it needs them: the table slot ([`AHEAD`] endpoints ahead), the record of the likely match
+    /// (half as far) and its value (a quarter as far), each once the step before has loaded.
+    #[inline]
+    fn prefetch(&self, endpoints: &[PendingEndpoint], next: usize) {
+        if let Some(endpoint) = endpoints.get(next + AHEAD) {
+            self.table.prefetch(endpoint.hash);
+        }
+        let likely = |ahead: usize| {
+            let endpoint = endpoints.get(next + ahead)?;
+            self.records.get(self.table.likely(endpoint.hash)? as usize)
+        };
+        if let Some(record) = likely(AHEAD / 2) {
+            prefetch(record);
+        }
+        if let Some(record) = likely(AHEAD / 4) {
+            let start = record.start as usize;
+            let last = start + (record.len as usize).saturating_sub(1);
+            for byte in [start, last] {
+                if let Some(byte) = self.values.get(byte) {
+                    prefetch(byte);
+                }
+            }
+        }
     }
 
     /// Interns the pending endpoints of this partition (of a chunk after `chunk_start` endpoints),
@@ -128,7 +171,8 @@ impl Partition {
         slots: &[AtomicU32],
     ) -> Result<()> {
         let mut start = 0;
-        for endpoint in &pending.endpoints {
+        for (i, endpoint) in pending.endpoints.iter().enumerate() {
+            self.prefetch(&pending.endpoints, i);
             let end = start + endpoint.len as usize;
             let value = &pending.bytes[start..end];
             start = end;
@@ -141,13 +185,14 @@ impl Partition {
                     chunk_start + u64::from(endpoint.position),
                 )?,
             };
+            let record = &mut self.records[local];
             if endpoint.ts != NO_TS {
-                self.first_seen[local] = self.first_seen[local].min(endpoint.ts);
-                self.last_seen[local] = self.last_seen[local].max(endpoint.ts);
+                record.first_seen = record.first_seen.min(endpoint.ts);
+                record.last_seen = record.last_seen.max(endpoint.ts);
             }
             if endpoint.slot != NO_SLOT {
                 let slot = endpoint.slot as usize;
-                self.n_edges[local] = self.n_edges[local].saturating_add(1);
+                record.n_edges = record.n_edges.saturating_add(1);
                 // `local < MAX_LOCAL_NODES`, so the packed id fits.
                 let packed = ((local as u32) << PARTITION_BITS) | partition as u32;
                 match slots.get(slot) {
@@ -179,28 +224,32 @@ impl Partition {
                 MAX_LOCAL_NODES
             );
         }
+        // Records keep `u32` places: 4 GiB of values per partition is 4 TiB in all.
+        let start = self.values.len();
+        if start + value.len() > u32::MAX as usize {
+            return exec_err!(
+                "identity_stitch: more than 4 GiB of identifier values in one of {PARTITIONS} hash partitions"
+            );
+        }
+        let (start, len) = (start as u32, value.len() as u32);
         self.values.extend_from_slice(value);
-        self.ends.push(self.values.len());
-        self.types.push(id_type);
-        self.hashes.push(hash);
-        self.first_seen.push(NO_TS);
-        self.last_seen.push(i64::MIN);
-        self.n_edges.push(0);
+        self.records.push(NodeRecord {
+            first_seen: NO_TS,
+            last_seen: i64::MIN,
+            start,
+            len,
+            type_id: id_type,
+            n_edges: 0,
+        });
         self.first_endpoint.push(first_endpoint);
-        let hashes = &self.hashes;
-        self.table
-            .insert_unique(hash, local as u32, |&l| hashes[l as usize]);
+        self.table.insert(hash, local as u32);
         Ok(local)
     }
 
     fn allocated_bytes(&self) -> usize {
         self.table.allocation_size()
-            + self.hashes.capacity() * size_of::<u64>()
-            + self.types.capacity() * size_of::<u32>()
-            + self.ends.capacity() * size_of::<usize>()
+            + self.records.capacity() * size_of::<NodeRecord>()
             + self.values.capacity()
-            + (self.first_seen.capacity() + self.last_seen.capacity()) * size_of::<i64>()
-            + self.n_edges.capacity() * size_of::<u32>()
             + self.first_endpoint.capacity() * size_of::<u64>()
     }
 }
@@ -655,18 +704,18 @@ impl NodeTableBuilder {
                 types.iter_mut().zip(firsts).zip(lasts).enumerate()
             {
                 let (partition, local) = order[first + i];
-                let (partition, local) = (&partitions[partition as usize], local as usize);
-                *id_type = partition.types[local];
-                *first_seen = partition.first_seen[local];
-                *last_seen = partition.last_seen[local];
+                let record = &partitions[partition as usize].records[local as usize];
+                *id_type = record.type_id;
+                *first_seen = record.first_seen;
+                *last_seen = record.last_seen;
             }
         };
         let count = |first: usize, n_edges: &mut [u32], lengths: &mut [usize]| {
             for (i, (edges, length)) in n_edges.iter_mut().zip(lengths).enumerate() {
                 let (partition, local) = order[first + i];
-                let (partition, local) = (&partitions[partition as usize], local as usize);
-                *edges = partition.n_edges[local];
-                *length = partition.value(local).len();
+                let record = &partitions[partition as usize].records[local as usize];
+                *edges = record.n_edges;
+                *length = record.len as usize;
             }
         };
         std::thread::scope(|scope| {
@@ -748,7 +797,7 @@ pub(crate) struct NodeTable {
     ends: Vec<usize>,
     types: Vec<u32>,
     /// Each partition's table (local ids) and the node of each local id.
-    tables: Vec<HashTable<u32>>,
+    tables: Vec<IdTable>,
     node_of_local: Vec<Vec<u32>>,
 }
 
@@ -778,11 +827,11 @@ impl NodeTable {
             self.node_of_local.get(partition)?,
         );
         table
-            .find(hash, |&local| {
+            .find(hash, |local| {
                 let node = nodes[local as usize];
                 self.types[node as usize] == id_type && self.value(node) == value
             })
-            .map(|&local| nodes[local as usize])
+            .map(|local| nodes[local as usize])
     }
 
     /// Heap bytes held, for memory accounting.
@@ -793,7 +842,7 @@ impl NodeTable {
             + self
                 .tables
                 .iter()
-                .map(HashTable::allocation_size)
+                .map(IdTable::allocation_size)
                 .sum::<usize>()
             + self
                 .node_of_local
