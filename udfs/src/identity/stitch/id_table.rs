@@ -25,6 +25,11 @@ fn tag(hash: u64) -> u32 {
     hash as u32
 }
 
+/// Whether `slot` holds an entry with `hash`'s tag.
+fn tagged(slot: u64, hash: u64) -> bool {
+    slot != EMPTY && (slot >> 32) as u32 == tag(hash)
+}
+
 impl IdTable {
     fn home(&self, hash: u64) -> usize {
         // `len - 1` is the mask of a power of two; an empty table has no slot to find.
@@ -44,7 +49,7 @@ impl IdTable {
             if slot == EMPTY {
                 return None;
             }
-            if (slot >> 32) as u32 == tag(hash) && eq(slot as u32 - 1) {
+            if tagged(slot, hash) && eq(slot as u32 - 1) {
                 return Some(slot as u32 - 1);
             }
             at = (at + 1) & mask;
@@ -96,7 +101,7 @@ impl IdTable {
     #[inline]
     pub(crate) fn likely(&self, hash: u64) -> Option<u32> {
         let slot = *self.slots.get(self.home(hash))?;
-        (slot != EMPTY && (slot >> 32) as u32 == tag(hash)).then(|| slot as u32 - 1)
+        tagged(slot, hash).then(|| slot as u32 - 1)
     }
 
     pub(crate) fn allocation_size(&self) -> usize {

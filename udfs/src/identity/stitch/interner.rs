@@ -394,20 +394,24 @@ impl<'a> TimestampColumn<'a> {
         if self.nulls.is_some_and(|nulls| nulls.is_null(row)) {
             return Ok(None);
         }
-        let micros = match self.unit {
-            TimeUnit::Second => value.checked_mul(1_000_000),
-            TimeUnit::Millisecond => value.checked_mul(1_000),
-            TimeUnit::Microsecond => Some(value),
-            TimeUnit::Nanosecond => Some(value.div_euclid(1_000)),
-        };
         // i64::MAX µs is the graph's "no timestamp" marker (year 294247): out of range too.
-        match micros {
+        match to_micros(self.unit, value) {
             Some(micros) if micros < i64::MAX => Ok(Some(micros)),
             _ => exec_err!(
                 "identity_stitch: ts value {value} ({:?}) is out of the supported range",
                 self.unit
             ),
         }
+    }
+}
+
+/// `value` in `unit` as microseconds; `None` when it does not fit in `i64`.
+fn to_micros(unit: TimeUnit, value: i64) -> Option<i64> {
+    match unit {
+        TimeUnit::Second => value.checked_mul(1_000_000),
+        TimeUnit::Millisecond => value.checked_mul(1_000),
+        TimeUnit::Microsecond => Some(value),
+        TimeUnit::Nanosecond => Some(value.div_euclid(1_000)),
     }
 }
 
@@ -422,21 +426,11 @@ impl TimestampColumn<'_> {
         }
         // Out of range becomes `NO_TS`, which no valid value converts to (`get` rejects it too).
         let mut micros: Vec<i64> = match self.unit {
-            TimeUnit::Second => self
-                .values
-                .iter()
-                .map(|&value| value.checked_mul(1_000_000).unwrap_or(NO_TS))
-                .collect(),
-            TimeUnit::Millisecond => self
-                .values
-                .iter()
-                .map(|&value| value.checked_mul(1_000).unwrap_or(NO_TS))
-                .collect(),
             TimeUnit::Microsecond => self.values.to_vec(),
-            TimeUnit::Nanosecond => self
+            unit => self
                 .values
                 .iter()
-                .map(|&value| value.div_euclid(1_000))
+                .map(|&value| to_micros(unit, value).unwrap_or(NO_TS))
                 .collect(),
         };
         let out_of_range = match self.nulls.filter(|nulls| nulls.null_count() > 0) {
