@@ -11,6 +11,7 @@ use super::graph::Edge;
 use super::interner::NameInterner;
 use super::options::{BlockMatcher, StitchOptions};
 use super::parallel::fill_parallel;
+use super::union_find::UnionFind;
 
 /// One row of the audit output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,6 +331,21 @@ impl ProfileLimits {
             // Cannot overflow: the sum is at most the limit, a u16.
             self.counts[root + slot] =
                 self.counts[root + slot].saturating_add(self.counts[child + slot]);
+        }
+    }
+
+    /// Adds every node's counts to its root's, as [`merge`](Self::merge) would have when the
+    /// sets were joined: the sums saturate, so the order does not matter.
+    pub(crate) fn merge_into_roots(&mut self, sets: &UnionFind) {
+        let k = self.slots.len();
+        if k == 0 {
+            return;
+        }
+        for node in 0..(self.counts.len() / k) as u32 {
+            let root = sets.root(node);
+            if root != node {
+                self.merge(root, node);
+            }
         }
     }
 

@@ -23,8 +23,10 @@ use super::graph::{Edge, Graph, NO_SOURCE, NO_TS};
 use super::guards::{AuditRow, Blocklist, DegreeLimits, ProfileLimits};
 use super::interner::NameInterner;
 use super::options::StitchOptions;
-use super::parallel::{fill_parallel, map_parallel, sort_unstable_by_parallel};
-use super::union_find::UnionFind;
+use super::parallel::{
+    MIN_PARALLEL_ITEMS, fill_parallel, map_parallel, on_threads, sort_unstable_by_parallel,
+};
+use super::union_find::{ConcurrentForest, UnionFind};
 
 /// The outcome for one identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,17 +220,12 @@ fn resolve_with(
     {
         // No guard can refuse a union, so the components do not depend on the order of the
         // unions: no distinct pairs, no canonical order, just union-find over the edges.
-        let mut sets = UnionFind::new(n);
-        held_bytes += sets.allocated_bytes();
+        held_bytes += UnionFind::bytes_for(n);
         memory(held_bytes)?;
-        for edge in &graph.edges {
-            if any_blocked
+        let sets = join_freely(n, &graph.edges, threads, &|edge: &Edge| {
+            any_blocked
                 && (status[edge.a as usize].is_blocked() || status[edge.b as usize].is_blocked())
-            {
-                continue;
-            }
-            sets.union(edge.a, edge.b);
-        }
+        });
         (sets, Vec::new(), Vec::new())
     } else {
         // 2. Distinct pairs (lo < hi by node id), earliest evidence first, without blocked nodes.
@@ -289,25 +286,11 @@ fn resolve_with(
             memory(held_bytes + edge_bytes)?;
             sets
         } else {
-            let mut plain = UnionFind::new(n);
             let mut plain_limits = ProfileLimits::new(options, types, n, type_of);
-            held_bytes += plain.allocated_bytes();
+            held_bytes += UnionFind::bytes_for(n);
             memory(held_bytes + edge_bytes + plain_limits.allocated_bytes())?;
-            // `distinct` is sorted by `a`: the root of `a`'s set is found once per run of its
-            // edges and then follows its unions (only they can change it).
-            let (mut run_node, mut run_root) = (NONE, NONE);
-            for edge in &distinct {
-                if edge.a != run_node {
-                    (run_node, run_root) = (edge.a, plain.find(edge.a));
-                }
-                let other = plain.find(edge.b);
-                if other != run_root {
-                    let root = plain.union_roots(run_root, other);
-                    let child = if root == run_root { other } else { run_root };
-                    plain_limits.merge(root, child);
-                    run_root = root;
-                }
-            }
+            let mut plain = join_freely(n, &distinct, threads, &|_: &Edge| false);
+            plain_limits.merge_into_roots(&plain);
             let breaks = |root: u32| {
                 plain_limits.exceeded(root)
                     || options
@@ -582,6 +565,38 @@ fn resolve_with(
     };
     memory(resolution.allocated_bytes())?;
     Ok(resolution)
+}
+
+/// The sets of `edges` over `n` nodes (but those `skip` holds for), joined on up to `threads`
+/// threads, a contiguous part of the edges each: only for unions no guard can refuse, whose
+/// order does not matter. A run of edges with the same `a` (`distinct_pairs` sorts by it) looks
+/// its root up once.
+fn join_freely(
+    n: usize,
+    edges: &[Edge],
+    threads: usize,
+    skip: &(dyn Fn(&Edge) -> bool + Sync),
+) -> UnionFind {
+    let forest = ConcurrentForest::new(n);
+    let join = |part: &[Edge]| {
+        let (mut run_node, mut member) = (NONE, NONE);
+        for edge in part.iter().filter(|edge| !skip(edge)) {
+            if edge.a != run_node {
+                (run_node, member) = (edge.a, forest.find(edge.a));
+            }
+            member = forest.union(member, edge.b);
+        }
+    };
+    let threads = if edges.len() < MIN_PARALLEL_ITEMS {
+        1
+    } else {
+        threads.max(1)
+    };
+    on_threads(
+        edges.chunks(edges.len().div_ceil(threads).max(1)).collect(),
+        &join,
+    );
+    UnionFind::from_forest(forest)
 }
 
 /// Whether a per-type limit applies to a type the graph has.
