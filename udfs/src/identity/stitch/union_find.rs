@@ -126,8 +126,7 @@ impl UnionFind {
 /// is only ever linked under a node of lower id (a compare-and-swap, which fails when another
 /// thread linked it first), so parents only point down in id and no interleaving makes a cycle.
 /// Each set's root ends as its least node. The sets do not depend on the order of the unions;
-/// what the sequential [`UnionFind`] adds (sizes, the order of refused unions) is computed after,
-/// by [`UnionFind::from_forest`].
+/// their sizes are counted after, by [`UnionFind::from_forest`].
 #[derive(Debug)]
 pub(crate) struct ConcurrentForest {
     parent: Vec<AtomicU32>,
