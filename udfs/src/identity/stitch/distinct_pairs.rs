@@ -3,8 +3,10 @@
 //! small enough to sort in cache, each bucket is sorted by pair alone (the earliest evidence is
 //! kept while deduplicating, not sorted for), on all threads.
 
+use datafusion::common::Result;
+
 use super::graph::Edge;
-use super::parallel::{MIN_PARALLEL_ITEMS, on_threads, partition_parallel};
+use super::parallel::{MIN_PARALLEL_ITEMS, close_gaps, on_threads, partition_parallel};
 
 /// About this many edges per bucket: a bucket (24 bytes an edge) sorts in the L2 cache.
 const BUCKET_EDGES_LOG2: u32 = 13;
@@ -21,7 +23,7 @@ pub(crate) fn distinct_pairs<R, L>(
     threads: usize,
     source_rank: &R,
     linked: &L,
-) -> Vec<Edge>
+) -> Result<Vec<Edge>>
 where
     R: Fn(u32) -> u32 + Sync,
     L: Fn(u32) -> bool + Sync,
@@ -37,21 +39,8 @@ where
         b: e.a.max(e.b),
         ..*e
     };
-    let empty = Edge {
-        ts: 0,
-        a: 0,
-        b: 0,
-        source: 0,
-    };
-    let mut pairs = vec![empty; edges.len()];
-    let starts = partition_parallel(
-        edges,
-        &mut pairs,
-        1 << bucket_bits,
-        threads,
-        &bucket_of,
-        &ordered,
-    );
+    let (mut pairs, starts) =
+        partition_parallel(edges, 1 << bucket_bits, threads, &bucket_of, &ordered)?;
     // Threads take runs of whole buckets of about equal size; the buckets are in pair order.
     let threads = if edges.len() < MIN_PARALLEL_ITEMS {
         1
@@ -83,15 +72,8 @@ where
         keep_earliest(range, source_rank, linked)
     };
     let kept = on_threads(ranges, &dedup);
-    // Close the gaps the threads' ranges left.
-    let (mut read, mut write) = (0, 0);
-    for (range_len, kept) in kept {
-        pairs.copy_within(read..read + kept, write);
-        read += range_len;
-        write += kept;
-    }
-    pairs.truncate(write);
-    pairs
+    close_gaps(&mut pairs, &kept);
+    Ok(pairs)
 }
 
 /// Deduplicates `pairs` (sorted by pair, `a < b`) in place, keeping per pair the earliest
@@ -158,7 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn keeps_the_earliest_evidence_of_each_linked_pair() {
+    fn keeps_the_earliest_evidence_of_each_linked_pair() -> Result<()> {
         let mut rng = Rng(7);
         // Sources 0..4 ranked in reverse id order, NULL last.
         let source_rank = |source: u32| {
@@ -207,17 +189,18 @@ mod tests {
                 "duplicates are tested"
             );
             for threads in [1, 2, 3] {
-                let pairs = distinct_pairs(&edges, nodes, threads, &source_rank, &linked);
+                let pairs = distinct_pairs(&edges, nodes, threads, &source_rank, &linked)?;
                 assert_eq!(pairs, expected, "{nodes} nodes, {threads} threads");
             }
             // The input order does not matter.
             let mut shuffled = edges.clone();
             rng.shuffle(&mut shuffled);
             assert_eq!(
-                distinct_pairs(&shuffled, nodes, 2, &source_rank, &linked),
+                distinct_pairs(&shuffled, nodes, 2, &source_rank, &linked)?,
                 expected
             );
         }
-        assert!(distinct_pairs(&[], 0, 2, &source_rank, &|_| true).is_empty());
+        assert!(distinct_pairs(&[], 0, 2, &source_rank, &|_| true)?.is_empty());
+        Ok(())
     }
 }

@@ -10,6 +10,7 @@ use datafusion::execution::memory_pool::MemoryReservation;
 
 use super::interner::{NameCodes, NameIds, NameInterner, StringColumn, TimestampColumn};
 use super::node_table::{InternedNodes, NodeChunk, NodeTable, NodeTableBuilder};
+use super::parallel::fill_parallel;
 
 /// The columns the edges relation of `identity_stitch` must have (in any order).
 pub const EDGE_COLUMNS: [&str; 6] = ["a_type", "a_value", "b_type", "b_value", "ts", "source"];
@@ -313,9 +314,11 @@ impl GraphBuilder {
                 edges.len()
             );
         }
-        for (edge, ends) in edges.iter_mut().zip(endpoints.chunks_exact(2)) {
-            (edge.a, edge.b) = (ends[0], ends[1]);
-        }
+        fill_parallel(&mut edges, 1, threads, &|first, part| {
+            for (edge, ends) in part.iter_mut().zip(endpoints[2 * first..].chunks_exact(2)) {
+                (edge.a, edge.b) = (ends[0], ends[1]);
+            }
+        });
         Ok(Graph {
             types: parts.types,
             sources: parts.sources,

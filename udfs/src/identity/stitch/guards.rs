@@ -10,8 +10,7 @@ use regex::bytes::RegexSet;
 use super::graph::Edge;
 use super::interner::NameInterner;
 use super::options::{BlockMatcher, StitchOptions};
-use super::parallel::fill_parallel;
-use super::union_find::UnionFind;
+use super::parallel::fold_by_key;
 
 /// One row of the audit output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,14 +34,14 @@ impl AuditRow {
 }
 
 /// A blocklist rule as applied: its name (`blocked:<name>`) and what it matches.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct CompiledRule {
     name: String,
     evidence: String,
 }
 
 /// The rules of one identifier type.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct TypeBlocklist {
     /// Exact value → position of its first rule in this type's rule list.
     exact: HashMap<Vec<u8>, usize>,
@@ -54,7 +53,7 @@ struct TypeBlocklist {
 }
 
 /// The blocklists of every identifier type present in the data.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Blocklist {
     per_type: Vec<Option<TypeBlocklist>>,
     rules: Vec<CompiledRule>,
@@ -204,27 +203,28 @@ impl DegreeLimits {
         if k == 0 {
             return vec![];
         }
-        let mut counts = vec![0u32; node_count * k];
-        fill_parallel(&mut counts, k, threads, &|first_node, part| {
-            // Write the (already zero) counts before the first `+= 1` reads them: a read maps
-            // the fresh pages to the shared zero page, and the write after it then costs a
-            // copy-on-write fault with a TLB flush on every core, page by page (~1 s of CPU at
-            // 16 M edges).
-            part.fill(0);
-            let nodes_here = first_node..first_node + part.len() / k;
-            for edge in distinct {
-                for (node, neighbour) in [(edge.a, edge.b), (edge.b, edge.a)] {
-                    let node = node as usize;
-                    if !nodes_here.contains(&node) {
-                        continue;
-                    }
-                    if let Some(slot) = self.slot_of_type[type_of(neighbour) as usize] {
-                        let count = &mut part[(node - first_node) * k + slot];
-                        *count = count.saturating_add(1);
-                    }
-                }
+        // Two items per edge: its endpoints, each counting the other as a neighbour.
+        let endpoint = |item: usize| {
+            let edge = &distinct[item / 2];
+            if item.is_multiple_of(2) {
+                (edge.a, edge.b)
+            } else {
+                (edge.b, edge.a)
             }
-        });
+        };
+        let counts = fold_by_key(
+            node_count,
+            k,
+            0u32,
+            2 * distinct.len(),
+            threads,
+            &|item| endpoint(item).0 as usize,
+            &|counts, item| {
+                if let Some(slot) = self.slot_of_type[type_of(endpoint(item).1) as usize] {
+                    counts[slot] = counts[slot].saturating_add(1);
+                }
+            },
+        );
         let mut violations = Vec::new();
         for (node, per_slot) in counts.chunks_exact(k).enumerate() {
             let over = per_slot
@@ -262,13 +262,45 @@ pub(crate) struct LimitBreach {
 }
 
 impl ProfileLimits {
-    /// Limits for `node_count` nodes; `type_of` gives each node's type id.
+    /// Limits for the sets of `node_count` nodes: `type_of` gives each node's type id and
+    /// `root_of` its set's root (itself for singletons), whose counts are summed on up to
+    /// `threads` threads (saturating, so a set over a limit stays over it).
     pub(crate) fn new(
         options: &StitchOptions,
         types: &NameInterner,
         node_count: usize,
-        type_of: impl Fn(u32) -> u32,
+        threads: usize,
+        type_of: impl Fn(u32) -> u32 + Sync,
+        root_of: impl Fn(u32) -> u32 + Sync,
     ) -> Self {
+        let slots = Self::slots(options, types);
+        let mut slot_of_type = vec![None; types.len()];
+        for (slot, (type_id, _)) in slots.iter().enumerate() {
+            slot_of_type[*type_id as usize] = Some(slot);
+        }
+        let k = slots.len();
+        let counts = if k == 0 {
+            Vec::new()
+        } else {
+            fold_by_key(
+                node_count,
+                k,
+                0u16,
+                node_count,
+                threads,
+                &|node| root_of(node as u32) as usize,
+                &|counts, node| {
+                    if let Some(slot) = slot_of_type[type_of(node as u32) as usize] {
+                        counts[slot] = counts[slot].saturating_add(1);
+                    }
+                },
+            )
+        };
+        Self { slots, counts }
+    }
+
+    /// Per limited type of the data: its id and limit, in type-name order.
+    fn slots(options: &StitchOptions, types: &NameInterner) -> Vec<(u32, u16)> {
         let mut slots: Vec<(u32, u16)> = (0..types.len() as u32)
             .filter_map(|t| {
                 let limit = options.limits.get(types.name(t))?;
@@ -277,20 +309,21 @@ impl ProfileLimits {
             })
             .collect();
         slots.sort_by(|a, b| types.name(a.0).cmp(types.name(b.0)));
-        let mut slot_of_type = vec![None; types.len()];
-        for (slot, (type_id, _)) in slots.iter().enumerate() {
-            slot_of_type[*type_id as usize] = Some(slot);
-        }
-        let k = slots.len();
-        let mut counts = vec![0u16; if k == 0 { 0 } else { node_count * k }];
-        if k > 0 {
-            for node in 0..node_count {
-                if let Some(slot) = slot_of_type[type_of(node as u32) as usize] {
-                    counts[node * k + slot] = 1;
-                }
-            }
-        }
-        Self { slots, counts }
+        slots
+    }
+
+    /// Whether a limit applies to a type of the data.
+    pub(crate) fn apply(options: &StitchOptions, types: &NameInterner) -> bool {
+        !Self::slots(options, types).is_empty()
+    }
+
+    /// Heap bytes [`Self::new`] allocates for `node_count` nodes.
+    pub(crate) fn bytes_for(
+        options: &StitchOptions,
+        types: &NameInterner,
+        node_count: usize,
+    ) -> usize {
+        node_count * Self::slots(options, types).len() * size_of::<u16>()
     }
 
     /// The first limit (in type-name order) that joining the components of roots `a` and `b`
@@ -331,21 +364,6 @@ impl ProfileLimits {
             // Cannot overflow: the sum is at most the limit, a u16.
             self.counts[root + slot] =
                 self.counts[root + slot].saturating_add(self.counts[child + slot]);
-        }
-    }
-
-    /// Adds every node's counts to its root's, as [`merge`](Self::merge) would have when the
-    /// sets were joined: the sums saturate, so the order does not matter.
-    pub(crate) fn merge_into_roots(&mut self, sets: &UnionFind) {
-        let k = self.slots.len();
-        if k == 0 {
-            return;
-        }
-        for node in 0..(self.counts.len() / k) as u32 {
-            let root = sets.root(node);
-            if root != node {
-                self.merge(root, node);
-            }
         }
     }
 
@@ -515,7 +533,8 @@ mod tests {
             StitchOptions::parse(Some(r#"{"limits": {"app_account_id": 1, "phone": 2}}"#))?;
         let types = types(&["phone", "app_account_id", "email"]);
         let node_types = [1, 1, 0, 0, 0, 2];
-        let mut limits = ProfileLimits::new(&options, &types, 6, |n| node_types[n as usize]);
+        let mut limits =
+            ProfileLimits::new(&options, &types, 6, 1, |n| node_types[n as usize], |n| n);
         assert_eq!(
             limits.breach(0, 1),
             Some(LimitBreach {
@@ -537,6 +556,33 @@ mod tests {
         assert_eq!(limits.breach(0, 2), None);
         limits.merge(0, 2);
         assert_eq!(limits.breach(0, 5), None);
+        Ok(())
+    }
+
+    #[test]
+    fn profile_limits_count_whole_sets_on_any_thread_count() -> Result<()> {
+        let options = StitchOptions::parse(Some(r#"{"limits": {"phone": 2, "email": 3}}"#))?;
+        let types = types(&["phone", "app_account_id", "email"]);
+        // Sets of 5 consecutive nodes rooted at their least, types cycling over the three.
+        let n = 2 * crate::identity::stitch::parallel::MIN_PARALLEL_ITEMS + 5;
+        let type_of = |node: u32| node % 3;
+        let root_of = |node: u32| node - node % 5;
+        for threads in [1, 2, 4] {
+            let limits = ProfileLimits::new(&options, &types, n, threads, type_of, root_of);
+            for root in (0..n as u32).step_by(5) {
+                let in_set = root..(root + 5).min(n as u32);
+                let count = |t: u32| in_set.clone().filter(|node| type_of(*node) == t).count();
+                let k = root as usize * 2;
+                // Slots in type-name order: email, then phone.
+                assert_eq!(
+                    (limits.counts[k] as usize, limits.counts[k + 1] as usize),
+                    (count(2), count(0)),
+                    "root {root}, {threads} threads"
+                );
+                assert_eq!(limits.exceeded(root), count(0) > 2, "root {root}");
+            }
+            assert_eq!(limits.counts[7 * 2..7 * 2 + 2], [0, 0], "not a root");
+        }
         Ok(())
     }
 }

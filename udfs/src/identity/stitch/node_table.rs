@@ -23,6 +23,7 @@ use foldhash::fast::FixedState;
 
 use super::graph::NO_TS;
 use super::id_table::{IdTable, prefetch};
+use super::parallel::{fill_parallel, on_threads};
 
 const PARTITION_BITS: u32 = 8;
 /// Enough partitions to spread interning over the threads; few enough that the readers' writes
@@ -621,12 +622,20 @@ impl NodeTableBuilder {
         let pushed = usize::try_from(self.pushed).map_err(|_| {
             DataFusionError::Execution("identity_stitch: too many endpoints in one call".into())
         })?;
+        // Every thread sets the bits of its range of words, reading every partition.
+        let threads = self.threads;
         let mut firsts = vec![0u64; pushed.div_ceil(64)];
-        for partition in &partitions {
-            for &first in &partition.first_endpoint {
-                firsts[(first / 64) as usize] |= 1 << (first % 64);
+        fill_parallel(&mut firsts, 1, threads, &|first_word, words| {
+            // Written before `|=` reads them (see `fold_by_key`: a fault per page otherwise).
+            words.fill(0);
+            let here = first_word as u64 * 64..(first_word + words.len()) as u64 * 64;
+            for partition in &partitions {
+                for &first in partition.first_endpoint.iter().filter(|f| here.contains(f)) {
+                    let word = (first / 64) as usize - first_word;
+                    words[word] |= 1 << (first % 64);
+                }
             }
-        }
+        });
         let mut ranked = 0u32;
         let firsts_before: Vec<u32> = firsts
             .iter()
@@ -645,10 +654,20 @@ impl NodeTableBuilder {
             let (word, bit) = ((first / 64) as usize, first % 64);
             firsts_before[word] + (firsts[word] & ((1u64 << bit) - 1)).count_ones()
         };
-        let node_of_local: Vec<Vec<u32>> = partitions
-            .iter()
-            .map(|partition| partition.first_endpoint.iter().map(|&f| rank(f)).collect())
-            .collect();
+        let node_of_local: Vec<Vec<u32>> = on_threads(
+            partitions
+                .chunks(partitions.len().div_ceil(threads.max(1)).max(1))
+                .collect(),
+            &|partitions: &[Partition]| {
+                partitions
+                    .iter()
+                    .map(|partition| partition.first_endpoint.iter().map(|&f| rank(f)).collect())
+                    .collect::<Vec<Vec<u32>>>()
+            },
+        )
+        .into_iter()
+        .flatten()
+        .collect();
         drop((firsts, firsts_before));
 
         let unpack = |packed: u32| -> Result<u32> {
@@ -685,12 +704,18 @@ impl NodeTableBuilder {
         }
 
         // Node by node in the new order, each partition read front to back.
+        // Every thread fills its range of nodes, reading every partition.
         let mut order = vec![(0u32, 0u32); total];
-        for (partition, nodes) in node_of_local.iter().enumerate() {
-            for (local, &node) in nodes.iter().enumerate() {
-                order[node as usize] = (partition as u32, local as u32);
+        fill_parallel(&mut order, 1, threads, &|first_node, order| {
+            let here = first_node as u32..(first_node + order.len()) as u32;
+            for (partition, nodes) in node_of_local.iter().enumerate() {
+                for (local, &node) in nodes.iter().enumerate() {
+                    if here.contains(&node) {
+                        order[(node - here.start) as usize] = (partition as u32, local as u32);
+                    }
+                }
             }
-        }
+        });
         // Each node's type, statistics and value copied in the new order, a range of nodes per
         // thread: the reads are scattered over all partitions, so they wait on memory.
         let per_thread = total.div_ceil(self.threads).max(MIN_PARALLEL_ENDPOINTS);

@@ -13,6 +13,7 @@
 //! 4. every component is named after its anchor (see [`super::anchor`]).
 
 use std::cmp::Ordering;
+use std::ops::Range;
 
 use datafusion::arrow::temporal_conversions::timestamp_us_to_datetime;
 use datafusion::common::Result;
@@ -21,10 +22,10 @@ use super::anchor::{AnchorCandidate, CUSTOMER_ID_BYTES, anchor_order, customer_i
 use super::distinct_pairs::distinct_pairs;
 use super::graph::{Edge, Graph, NO_SOURCE, NO_TS};
 use super::guards::{AuditRow, Blocklist, DegreeLimits, ProfileLimits};
-use super::interner::NameInterner;
 use super::options::StitchOptions;
 use super::parallel::{
-    MIN_PARALLEL_ITEMS, fill_parallel, map_parallel, on_threads, sort_unstable_by_parallel,
+    MIN_PARALLEL_ITEMS, any_parallel, even_ranges, fill_parallel, fold_by_key, map_parallel,
+    on_threads, retain_parallel, sort_unstable_by_parallel, split_ranges,
 };
 use super::union_find::{ConcurrentForest, UnionFind};
 
@@ -182,12 +183,19 @@ fn resolve_with(
     let rules = if blocklist.is_empty() {
         Vec::new()
     } else {
-        map_parallel(n, graph.threads, &|node| {
-            let node = node as u32;
-            blocklist.check(type_of(node), graph.nodes.value(node))
+        on_threads(even_ranges(n, graph.threads), &|range: Range<usize>| {
+            // A copy per thread: threads sharing a regex take turns on its one fast cache and
+            // wait on a lock for the others, value after value.
+            let blocklist = blocklist.clone();
+            range
+                .map(|node| {
+                    let node = node as u32;
+                    blocklist.check(type_of(node), graph.nodes.value(node))
+                })
+                .collect::<Vec<_>>()
         })
     };
-    for (node, rule) in rules.into_iter().enumerate() {
+    for (node, rule) in rules.into_iter().flatten().enumerate() {
         if let Some(rule) = rule {
             let node = node as u32;
             status[node as usize] = NodeStatus::Blocked(rule);
@@ -216,7 +224,7 @@ fn resolve_with(
     let (sets, held, kept_edges) = if degree.is_empty()
         && !keep_edges
         && options.max_component_size.is_none()
-        && !has_profile_limits(options, types)
+        && !ProfileLimits::apply(options, types)
     {
         // No guard can refuse a union, so the components do not depend on the order of the
         // unions: no distinct pairs, no canonical order, just union-find over the edges.
@@ -242,7 +250,7 @@ fn resolve_with(
         memory(held_bytes + 2 * edge_bytes)?;
         let mut distinct = distinct_pairs(&graph.edges, n, threads, &source_rank, &|node| {
             blocked_nodes.binary_search(&node).is_err()
-        });
+        })?;
 
         if !degree.is_empty() {
             memory(held_bytes + edge_bytes + degree.counting_bytes(n))?;
@@ -266,7 +274,7 @@ fn resolve_with(
             }
             // `distinct` has no blocked node: the quarantined ones are the others to drop.
             if !quarantined_nodes.is_empty() {
-                distinct.retain(|e| {
+                retain_parallel(&mut distinct, threads, &|e: &Edge| {
                     quarantined_nodes.binary_search(&e.a).is_err()
                         && quarantined_nodes.binary_search(&e.b).is_err()
                 });
@@ -286,11 +294,11 @@ fn resolve_with(
             memory(held_bytes + edge_bytes)?;
             sets
         } else {
-            let mut plain_limits = ProfileLimits::new(options, types, n, type_of);
             held_bytes += UnionFind::bytes_for(n);
-            memory(held_bytes + edge_bytes + plain_limits.allocated_bytes())?;
+            memory(held_bytes + edge_bytes + ProfileLimits::bytes_for(options, types, n))?;
             let mut plain = join_freely(n, &distinct, threads, &|_: &Edge| false);
-            plain_limits.merge_into_roots(&plain);
+            let plain_limits =
+                ProfileLimits::new(options, types, n, threads, type_of, |node| plain.root(node));
             let breaks = |root: u32| {
                 plain_limits.exceeded(root)
                     || options
@@ -300,7 +308,10 @@ fn resolve_with(
             // The components that join freely are final. The breaking ones start again from
             // singletons, exactly as if only the other components' edges had been joined:
             // usually none breaks, and no edge is left to order.
-            if (0..n as u32).any(|node| plain.is_root(node) && breaks(node)) {
+            let any_breaks = any_parallel(n, threads, &|node| {
+                plain.is_root(node as u32) && breaks(node as u32)
+            });
+            if any_breaks {
                 let breaking: Vec<bool> =
                     map_parallel(n, threads, &|node| breaks(plain.root(node as u32)));
                 distinct.retain(|edge| breaking[edge.a as usize]);
@@ -368,8 +379,13 @@ fn resolve_with(
         let distinct: Vec<Edge> = ordered.into_iter().map(|(_, edge)| edge).collect();
 
         // The breaking components' nodes are untouched so far: their counts start afresh.
-        let mut limits = ProfileLimits::new(options, types, n, type_of);
-        let mut held = vec![false; n];
+        // (None when no edge is left to replay.)
+        let replayed_nodes = if distinct.is_empty() { 0 } else { n };
+        let mut limits =
+            ProfileLimits::new(options, types, replayed_nodes, threads, type_of, |node| {
+                node
+            });
+        let mut held = vec![false; replayed_nodes];
         held_bytes += limits.allocated_bytes() + held.capacity();
         memory(held_bytes + edge_bytes)?;
         let describe_edge = |e: &Edge| {
@@ -503,22 +519,24 @@ fn resolve_with(
         type_rank: rank_of(node),
         value: graph.nodes.value(node),
     };
+    memory(held_bytes + n * (3 * size_of::<u32>() + size_of::<(i64, u32)>()))?;
     // Per root: its anchor so far, beside that anchor's first sighting (what decides most
     // comparisons), so a node reads one place; the rest of the order only on equal sightings.
-    let mut best: Vec<(i64, u32)> = vec![(i64::MAX, NONE); n];
-    memory(held_bytes + n * (3 * size_of::<u32>() + size_of::<(i64, u32)>()))?;
-    // Each thread owns a range of roots (and reads every node's root): the anchor order is
-    // total, so the least candidate does not depend on who compares.
-    fill_parallel(&mut best, 1, threads, &|first_root, part| {
-        let roots_here = first_root..first_root + part.len();
-        for (node, root) in roots.iter().enumerate() {
-            let root = *root as usize;
-            if !roots_here.contains(&root) || status[node].is_blocked() {
-                continue;
+    // The anchor order is total, so the least candidate does not depend on who compares.
+    let best = fold_by_key(
+        n,
+        1,
+        (i64::MAX, NONE),
+        n,
+        threads,
+        &|node| roots[node] as usize,
+        &|best, node| {
+            if status[node].is_blocked() {
+                return;
             }
             let seen = graph.first_seen[node];
             let node = node as u32;
-            let (best_seen, best_node) = &mut part[root - first_root];
+            let (best_seen, best_node) = &mut best[0];
             let better = *best_node == NONE
                 || match seen.cmp(best_seen) {
                     Ordering::Equal => {
@@ -529,26 +547,60 @@ fn resolve_with(
             if better {
                 (*best_seen, *best_node) = (seen, node);
             }
+        },
+    );
+    // Components are numbered in the order of their roots (blocked identifiers belong to none):
+    // each range of nodes numbers its roots from 0 and lists their anchors, then its numbers
+    // move up by the roots of the ranges before it.
+    let node_ranges = even_ranges(n, threads);
+    let mut number = vec![0; n];
+    let number_roots = |(first, part): (usize, &mut [u32])| {
+        let mut anchors = Vec::new();
+        for (i, number) in part.iter_mut().enumerate() {
+            let node = first + i;
+            *number = if roots[node] as usize == node && !status[node].is_blocked() {
+                anchors.push(best[node].1);
+                anchors.len() as u32 - 1
+            } else {
+                NONE
+            };
+        }
+        anchors
+    };
+    let anchor_parts = on_threads(split_ranges(&mut number, 1, &node_ranges), &number_roots);
+    drop(best);
+    let offsets = anchor_parts.iter().scan(0, |before, anchors| {
+        let offset = *before;
+        *before += anchors.len() as u32;
+        Some(offset)
+    });
+    let parts: Vec<_> = split_ranges(&mut number, 1, &node_ranges)
+        .into_iter()
+        .zip(offsets)
+        .collect();
+    on_threads(parts, &|((_, part), offset): ((usize, &mut [u32]), u32)| {
+        for number in part.iter_mut().filter(|number| **number != NONE) {
+            *number += offset;
         }
     });
-    let mut component = vec![NONE; n];
-    let mut component_of_root = vec![NONE; n];
-    let mut anchors = Vec::new();
+    let anchors = anchor_parts.concat();
+    let component = map_parallel(n, threads, &|node| {
+        if status[node].is_blocked() {
+            NONE
+        } else {
+            number[roots[node] as usize]
+        }
+    });
+    drop(number);
     // Usually no component is held: then no node needs looking up.
-    let any_held = held.contains(&true);
-    for node in 0..n as u32 {
-        if status[node as usize].is_blocked() {
-            continue;
-        }
-        let root = roots[node as usize] as usize;
-        if component_of_root[root] == NONE {
-            component_of_root[root] = anchors.len() as u32;
-            anchors.push(best[root].1);
-        }
-        component[node as usize] = component_of_root[root];
-        if any_held && held[root] && status[node as usize] == NodeStatus::Linked {
-            status[node as usize] = NodeStatus::Held;
-        }
+    if held.contains(&true) {
+        fill_parallel(&mut status, 1, threads, &|first, part| {
+            for (i, status) in part.iter_mut().enumerate() {
+                if *status == NodeStatus::Linked && held[roots[first + i] as usize] {
+                    *status = NodeStatus::Held;
+                }
+            }
+        });
     }
     let customer_ids = map_parallel(anchors.len(), threads, &|component| {
         let anchor = anchors[component];
@@ -596,15 +648,7 @@ fn join_freely(
         edges.chunks(edges.len().div_ceil(threads).max(1)).collect(),
         &join,
     );
-    UnionFind::from_forest(forest)
-}
-
-/// Whether a per-type limit applies to a type the graph has.
-fn has_profile_limits(options: &StitchOptions, types: &NameInterner) -> bool {
-    options
-        .limits
-        .keys()
-        .any(|id_type| types.get(id_type.as_bytes()).is_some())
+    UnionFind::from_forest(forest, threads)
 }
 
 /// Audit rows for endpoints dropped while reading, by type name.

@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use super::parallel::{fill_parallel, fold_by_key};
+
 /// A forest of node ids `0..n`; each tree is one component.
 #[derive(Debug)]
 pub(crate) struct UnionFind {
@@ -103,21 +105,36 @@ impl UnionFind {
         2 * n * size_of::<u32>()
     }
 
-    /// The sets `forest` was joined into, every node pointing at its root.
-    pub(crate) fn from_forest(forest: ConcurrentForest) -> Self {
-        let mut parent: Vec<u32> = forest
-            .parent
-            .into_iter()
-            .map(AtomicU32::into_inner)
-            .collect();
-        // A parent has a lower id, so in id order a node's parent already points at its root.
-        for node in 0..parent.len() {
-            parent[node] = parent[parent[node] as usize];
-        }
-        let mut size = vec![0u32; parent.len()];
-        for &root in &parent {
-            size[root as usize] += 1;
-        }
+    /// The sets `forest` was joined into, every node pointing at its root, on up to `threads`
+    /// threads.
+    pub(crate) fn from_forest(forest: ConcurrentForest, threads: usize) -> Self {
+        let n = forest.parent.len();
+        let mut parent = vec![0u32; n];
+        // A parent has a lower id, so in id order a node's parent in the same range already
+        // points at its root; one in a range before is looked up in the forest, which no
+        // thread changes any more.
+        fill_parallel(&mut parent, 1, threads, &|first, part| {
+            for i in 0..part.len() {
+                let node = first + i;
+                let up = forest.parent[node].load(Ordering::Relaxed) as usize;
+                part[i] = if up == node {
+                    node as u32
+                } else if up >= first {
+                    part[up - first]
+                } else {
+                    forest.root(up as u32)
+                };
+            }
+        });
+        let size = fold_by_key(
+            n,
+            1,
+            0u32,
+            n,
+            threads,
+            &|node| parent[node] as usize,
+            &|size, _| size[0] += 1,
+        );
         Self { parent, size }
     }
 }
@@ -156,6 +173,17 @@ impl ConcurrentForest {
         }
     }
 
+    /// The root of `node`'s set, without shortening the path.
+    fn root(&self, mut node: u32) -> u32 {
+        loop {
+            let parent = self.parent[node as usize].load(Ordering::Relaxed);
+            if parent == node {
+                return node;
+            }
+            node = parent;
+        }
+    }
+
     /// Joins the set of `member` (any node of it, ideally its root as found before) with `b`'s.
     /// Returns a node of the joined set, a good `member` for the next union with it.
     pub(crate) fn union(&self, member: u32, b: u32) -> u32 {
@@ -183,6 +211,7 @@ impl ConcurrentForest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::stitch::parallel::MIN_PARALLEL_ITEMS;
 
     #[test]
     fn unions_join_sets_and_track_sizes() {
@@ -263,8 +292,9 @@ mod tests {
 
     #[test]
     fn a_forest_joined_on_threads_holds_the_components_with_their_sizes() {
-        // A chain (deep trees), a star and random edges, joined on four threads from both ends.
-        let n = 20_000u32;
+        // A chain (deep trees), a star and random edges, joined on four threads from both ends;
+        // enough nodes that the flattening and sizes run on threads too.
+        let n = 3 * MIN_PARALLEL_ITEMS as u32;
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut random = |below: u32| {
             state ^= state << 13;
@@ -274,7 +304,7 @@ mod tests {
         };
         let mut edges: Vec<(u32, u32)> = (1..2_000).map(|i| (i, i - 1)).collect();
         edges.extend((2_001..3_000).map(|i| (2_000, i)));
-        edges.extend((0..12_000).map(|_| (3_000 + random(n - 3_000), 3_000 + random(n - 3_000))));
+        edges.extend((0..120_000).map(|_| (3_000 + random(n - 3_000), 3_000 + random(n - 3_000))));
         let expected = components_by_search(n as usize, &edges);
         for threads in [1, 4] {
             let forest = ConcurrentForest::new(n as usize);
@@ -289,7 +319,7 @@ mod tests {
                     });
                 }
             });
-            let mut sets = UnionFind::from_forest(forest);
+            let mut sets = UnionFind::from_forest(forest, threads);
             let mut sizes = vec![0u32; n as usize];
             for &least in &expected {
                 sizes[least as usize] += 1;
@@ -319,7 +349,7 @@ mod tests {
         // 5 is no root either: the union finds its root, 2, which goes under the lower 1.
         assert_eq!(forest.union(5, 1), 1);
         assert_eq!(forest.union(5, 1), 1, "one set already");
-        let sets = UnionFind::from_forest(forest);
+        let sets = UnionFind::from_forest(forest, 1);
         for node in 1..6 {
             assert_eq!(sets.root(node), 1);
         }
