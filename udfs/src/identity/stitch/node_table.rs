@@ -703,8 +703,8 @@ impl NodeTableBuilder {
             })?;
         }
 
-        // Node by node in the new order, each partition read front to back.
-        // Every thread fills its range of nodes, reading every partition.
+        // Node by node in the new order: every thread fills its range of nodes, reading every
+        // partition front to back.
         let mut order = vec![(0u32, 0u32); total];
         fill_parallel(&mut order, 1, threads, &|first_node, order| {
             let here = first_node as u32..(first_node + order.len()) as u32;
