@@ -98,7 +98,7 @@ where
         slots.iter().all(|slot| slot.is_empty())
     };
     let filled = on_threads(chunks.into_iter().zip(slots).collect(), &scatter);
-    if start != source.len() || filled.contains(&false) {
+    if filled.contains(&false) {
         return internal_err!("partitioning: the buckets of the items changed between passes");
     }
     // SAFETY: the slots split the first `source.len()` places of `target`'s capacity, and each
@@ -174,18 +174,17 @@ pub(crate) fn split_ranges<'a, T>(
 
 /// Calls `f(first, part)` on up to `threads` contiguous parts of `items` at once, each part a
 /// whole number of `unit`s of items (`first`: the index of its first unit), so that every
-/// thread writes its own items. Returns what each call returned, in order.
-pub(crate) fn fill_parallel<T, R, F>(items: &mut [T], unit: usize, threads: usize, f: &F) -> Vec<R>
+/// thread writes its own items.
+pub(crate) fn fill_parallel<T, F>(items: &mut [T], unit: usize, threads: usize, f: &F)
 where
     T: Send,
-    R: Send,
-    F: Fn(usize, &mut [T]) -> R + Sync,
+    F: Fn(usize, &mut [T]) + Sync,
 {
     let unit = unit.max(1);
     let ranges = even_ranges(items.len() / unit, threads);
     on_threads(split_ranges(items, unit, &ranges), &|(first, part)| {
         f(first, part)
-    })
+    });
 }
 
 /// `(0..n).map(f)` computed in up to `threads` contiguous ranges at once, each written in
