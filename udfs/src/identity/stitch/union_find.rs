@@ -1,9 +1,10 @@
 //! Disjoint sets over dense node ids: union by size with path halving, in flat vectors; and a
 //! forest several threads join at once, for the unions whose order does not matter.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::parallel::{fill_parallel, fold_by_key};
+use super::parallel::{even_ranges, fold_by_key, on_threads};
 
 /// A forest of node ids `0..n`; each tree is one component.
 #[derive(Debug)]
@@ -106,26 +107,31 @@ impl UnionFind {
     }
 
     /// The sets `forest` was joined into, every node pointing at its root, on up to `threads`
-    /// threads.
+    /// threads; the parents are the forest's own, flattened in place.
     pub(crate) fn from_forest(forest: ConcurrentForest, threads: usize) -> Self {
         let n = forest.parent.len();
-        let mut parent = vec![0u32; n];
         // A parent has a lower id, so in id order a node's parent in the same range already
-        // points at its root; one in a range before is looked up in the forest, which no
-        // thread changes any more.
-        fill_parallel(&mut parent, 1, threads, &|first, part| {
-            for i in 0..part.len() {
-                let node = first + i;
-                let up = forest.parent[node].load(Ordering::Relaxed) as usize;
-                part[i] = if up == node {
-                    node as u32
-                } else if up >= first {
-                    part[up - first]
+        // points at its root; one in a range before is found by walking up, while its thread
+        // may be flattening it: any value read there is an ancestor, and ancestors reach the
+        // root.
+        on_threads(even_ranges(n, threads), &|range: Range<usize>| {
+            let first = range.start;
+            for node in range {
+                let up = forest.parent[node].load(Ordering::Relaxed);
+                let root = if up as usize >= first {
+                    forest.parent[up as usize].load(Ordering::Relaxed)
                 } else {
-                    forest.root(up as u32)
+                    forest.root(up)
                 };
+                forest.parent[node].store(root, Ordering::Relaxed);
             }
         });
+        // In place: the vector keeps its allocation.
+        let parent: Vec<u32> = forest
+            .parent
+            .into_iter()
+            .map(AtomicU32::into_inner)
+            .collect();
         let size = fold_by_key(
             n,
             1,
