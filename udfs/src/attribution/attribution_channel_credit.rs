@@ -28,10 +28,12 @@ use datafusion::physical_expr::expressions::Literal;
 use datafusion_macros::user_doc;
 
 use crate::attribution::attribution_weights::{
-    LengthWeights, PathsForm, TimedPaths, coerce_rule_paths, for_each_untimed_row,
+    LengthWeights, PADDED_LENGTH, PathsForm, TimedPaths, coerce_rule_paths, for_each_untimed_row,
 };
 use crate::attribution::channel_paths::{DecodedPaths, PathColumn, PathOffsets};
-use crate::attribution::paths_input::{ChannelDictionary, NULL_CHANNEL, UNATTRIBUTED, UNSEEN};
+use crate::attribution::paths_input::{
+    ChannelDictionary, NULL_CHANNEL, UNATTRIBUTED, UNSEEN, USED, mark_used_keys,
+};
 use crate::attribution::weights::{Micros, RuleModel, check_parameter_type};
 use crate::string_kernel::scalar_str;
 
@@ -314,6 +316,7 @@ struct ChannelCreditAccumulator {
     /// Scratch: the credit of each channel (or value of the channel dictionary) of a batch, in
     /// [`BANKS`] copies.
     slot_sums: Vec<Credit>,
+    touch_shares: TouchShares,
 }
 
 impl ChannelCreditAccumulator {
@@ -326,6 +329,7 @@ impl ChannelCreditAccumulator {
             credits: ChannelCredits::default(),
             ids: Vec::new(),
             slot_sums: Vec::new(),
+            touch_shares: TouchShares::default(),
         }
     }
 
@@ -498,15 +502,16 @@ impl ChannelCreditAccumulator {
             credits,
             ids,
             slot_sums,
+            touch_shares,
             ..
         } = self;
         let mut weights = LengthWeights::new(FUNCTION, model);
-        // A touch's slot: its dictionary key (with the table of the keys' channel ids), or its
-        // channel id.
-        let (slots, table) = match paths.channel_keys() {
+        // A touch's slot: its dictionary key, or its channel id. The keys' channel ids are
+        // looked up after the loop, for the values used.
+        let (slots, keys) = match paths.channel_keys() {
             Some(keys) if keys.null_count() == 0 => {
                 let keys = &keys.values()[used];
-                (keys, Some(channels.map_dictionary(FUNCTION, paths, keys)?))
+                (keys, Some(keys))
             }
             _ => {
                 channels.map_channels(FUNCTION, paths, ids)?;
@@ -516,19 +521,40 @@ impl ChannelCreditAccumulator {
                 (&ids[..], None)
             }
         };
-        let slot_count = table.map_or(credits.by_channel.len(), <[u32]>::len);
+        let slot_count = match keys {
+            Some(_) => paths.distinct_channel_count(),
+            None => credits.by_channel.len(),
+        };
         slot_sums.clear();
         slot_sums.resize(slot_count * BANKS, Credit::default());
         let mut past_end = None;
-        add_by_length(
-            paths.list_offsets(),
+        let sums = SlotSums {
             slots,
-            slot_sums,
-            &mut past_end,
-            &mut credits.unattributed,
-            &mut weights,
-            revenue,
-        )?;
+            sums: slot_sums,
+            past_end: &mut past_end,
+            unattributed: &mut credits.unattributed,
+            shares: touch_shares,
+        };
+        add_by_length(paths.list_offsets(), sums, &mut weights, revenue)?;
+        let table = match keys {
+            Some(keys) => Some(channels.map_marked_values(FUNCTION, paths, |table| {
+                // Weights are ≥ 0, so a value with a credit was used; one without may have
+                // been used only by touches of weight 0 (first_touch's later touches), and only
+                // then are the keys read again.
+                let mut unsure = false;
+                for (entry, sums) in table.iter_mut().zip(slot_sums.chunks_exact(BANKS)) {
+                    if sums.iter().any(|sum| sum.credit != 0.0) {
+                        *entry = USED;
+                    } else {
+                        unsure = true;
+                    }
+                }
+                if unsure {
+                    mark_used_keys(table, keys);
+                }
+            })?),
+            None => None,
+        };
         for (slot, sums) in slot_sums.chunks_exact(BANKS).enumerate() {
             let id = match table {
                 Some(table) => table.get(slot).copied().unwrap_or(UNSEEN),
@@ -565,25 +591,13 @@ impl ChannelCreditAccumulator {
 const BANKS: usize = 4;
 const _: () = assert!(BANKS.is_power_of_two());
 
-/// Adds the credit of every row of `offsets` (no NULL path) to `slots`: touch `i` of the list
-/// values (counted from the first row's) adds its weight to copy `i % BANKS` of slot
-/// `slots[i]` (`sums[slots[i] * BANKS..][..BANKS]`), or to `past_end` when the slot is past
-/// `sums` (a NULL channel); an empty path adds 1 to `unattributed`.
+/// Adds the credit of every row of `offsets` (no NULL path) to `sums` (see [`SlotSums`]).
 fn add_by_length(
     offsets: PathOffsets<'_>,
-    slots: &[u32],
-    sums: &mut [Credit],
-    past_end: &mut Option<Credit>,
-    unattributed: &mut Option<Credit>,
+    mut sums: SlotSums<'_>,
     weights: &mut LengthWeights<'_>,
     revenue: Option<&Float64Array>,
 ) -> Result<()> {
-    let mut sums = SlotSums {
-        slots,
-        sums,
-        past_end,
-        unattributed,
-    };
     // One loop per offset width, and one without the revenue products when there is none.
     match (offsets, revenue) {
         (PathOffsets::Small(offsets), None) => sums.add_rows(offsets, weights, |_| Ok(0.0), false),
@@ -603,16 +617,40 @@ fn add_by_length(
     }
 }
 
-/// The slots [`add_by_length`] adds to.
+/// What [`add_by_length`] adds to: touch `i` of the list values (counted from the first row's)
+/// adds its weight to copy `i % BANKS` of slot `slots[i]` (`sums[slots[i] * BANKS..][..BANKS]`),
+/// or to `past_end` when the slot is past `sums` (a NULL channel); an empty path adds 1 to
+/// `unattributed`.
 struct SlotSums<'a> {
     slots: &'a [u32],
     sums: &'a mut [Credit],
     past_end: &'a mut Option<Credit>,
     unattributed: &'a mut Option<Credit>,
+    shares: &'a mut TouchShares,
+}
+
+/// Scratch of [`SlotSums::add_rows`]: the weight of every touch of a batch, and its share of
+/// the conversion's revenue.
+#[derive(Debug, Default)]
+struct TouchShares {
+    credit: Vec<f64>,
+    revenue: Vec<f64>,
+}
+
+impl TouchShares {
+    fn bytes(&self) -> usize {
+        (self.credit.capacity() + self.revenue.capacity()) * size_of::<f64>()
+    }
 }
 
 impl SlotSums<'_> {
-    #[inline(always)]
+    /// Two loops: the first writes each touch's weight (and revenue share) row by row, the
+    /// second adds them to the slots touch by touch. A path of at most [`PADDED_LENGTH`]
+    /// touches (most are) writes a whole padded row, so that neither loop has a branch on a
+    /// path's length; one path after another has a different length, and such a branch was
+    /// mispredicted about once per path.
+    // Not inlined: in its own function the loops keep their values in registers.
+    #[inline(never)]
     fn add_rows<O: OffsetSizeTrait>(
         &mut self,
         offsets: &[O],
@@ -620,41 +658,110 @@ impl SlotSums<'_> {
         revenue_of: impl Fn(usize) -> Result<f64>,
         with_revenue: bool,
     ) -> Result<()> {
-        let Some(first) = offsets.first() else {
+        let Some((first, ends)) = offsets.split_first() else {
             return Ok(());
         };
         let first = first.as_usize();
-        for (row, ends) in offsets.windows(2).enumerate() {
-            let revenue = revenue_of(row)?;
-            let (start, end) = (ends[0].as_usize() - first, ends[1].as_usize() - first);
-            if start == end {
-                self.unattributed.get_or_insert_default().add(1.0, revenue);
-                continue;
-            }
-            let Some(touches) = self.slots.get(start..end) else {
-                return internal_err!(
-                    "{FUNCTION}: list values {start}..{end} past the {} channels read",
-                    self.slots.len()
-                );
-            };
-            let touches = touches.iter().zip(start..);
-            for ((&slot, index), &weight) in touches.zip(weights.get(end - start)?) {
-                // `BANKS` is a power of two, so `|` adds the copy; a slot too large to multiply
-                // stays past the end.
-                let sum = match self
-                    .sums
-                    .get_mut((slot as usize).saturating_mul(BANKS) | (index % BANKS))
-                {
-                    Some(sum) => sum,
-                    None => self.past_end.get_or_insert_default(),
-                };
-                sum.credit += weight;
-                if with_revenue {
-                    sum.revenue += weight * revenue;
+        let values = ends
+            .last()
+            .map_or(0, |last| last.as_usize().wrapping_sub(first));
+        let Some(slots) = self.slots.get(..values) else {
+            return internal_err!(
+                "{FUNCTION}: {values} list values, past the {} channels read",
+                self.slots.len()
+            );
+        };
+        // No path is longer than the batch: every length up to that (or the longest kept) is
+        // looked up with arithmetic alone.
+        let (short, mut long) = weights.split(values)?;
+        // A padded row written at the last touch ends `PADDED_LENGTH` past it. The padding is
+        // zeros, and each later path writes over it; every touch is written by its own path,
+        // so the scratch is not cleared (the previous batch's values are all overwritten).
+        let TouchShares { credit, revenue } = &mut *self.shares;
+        let scratch = values + PADDED_LENGTH;
+        if credit.len() < scratch {
+            credit.resize(scratch, 0.0);
+        }
+        if with_revenue && revenue.len() < scratch {
+            revenue.resize(scratch, 0.0);
+        }
+        let mut start = 0;
+        for (row, end) in ends.iter().enumerate() {
+            let end = end.as_usize().wrapping_sub(first);
+            let conversion_revenue = revenue_of(row)?;
+            let touches = end.wrapping_sub(start);
+            // Both scratch vectors hold `values + PADDED_LENGTH` (the second with revenue).
+            let written = match short.padded(touches) {
+                Some(padded) if start <= values => {
+                    credit[start..start + PADDED_LENGTH].copy_from_slice(padded);
+                    if with_revenue {
+                        let out = &mut revenue[start..start + PADDED_LENGTH];
+                        for (out, weight) in out.iter_mut().zip(padded) {
+                            *out = weight * conversion_revenue;
+                        }
+                    }
+                    true
                 }
+                _ if touches == 0 => {
+                    self.unattributed
+                        .get_or_insert_default()
+                        .add(1.0, conversion_revenue);
+                    true
+                }
+                // A longer path; or offsets that decrease or pass the batch's (not a valid
+                // list).
+                _ if start < end && end <= values => {
+                    let weights = match short.get(touches) {
+                        Some(weights) => weights,
+                        None => long.get(touches)?,
+                    };
+                    credit[start..end].copy_from_slice(weights);
+                    if with_revenue {
+                        for (out, weight) in revenue[start..end].iter_mut().zip(weights) {
+                            *out = weight * conversion_revenue;
+                        }
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if !written {
+                return internal_err!(
+                    "{FUNCTION}: list values {start}..{end} outside the {values} of the batch"
+                );
+            }
+            start = end;
+        }
+        // Offsets of a valid list never decrease, so every row wrote the touches it owns last.
+        let touches = slots.iter().zip(&credit[..values]).enumerate();
+        if with_revenue {
+            for ((index, (&slot, &weight)), &share) in touches.zip(&revenue[..values]) {
+                let sum = slot_sum(self.sums, self.past_end, slot, index);
+                sum.credit += weight;
+                sum.revenue += share;
+            }
+        } else {
+            for (index, (&slot, &weight)) in touches {
+                slot_sum(self.sums, self.past_end, slot, index).credit += weight;
             }
         }
         Ok(())
+    }
+}
+
+/// Copy `index % BANKS` of slot `slot` of `sums`, or `past_end` when the slot is past `sums`.
+#[inline(always)]
+fn slot_sum<'a>(
+    sums: &'a mut [Credit],
+    past_end: &'a mut Option<Credit>,
+    slot: u32,
+    index: usize,
+) -> &'a mut Credit {
+    // `BANKS` is a power of two, so `|` adds the copy; a slot too large to multiply stays past
+    // the end.
+    match sums.get_mut((slot as usize).saturating_mul(BANKS) | (index % BANKS)) {
+        Some(sum) => sum,
+        None => past_end.get_or_insert_default(),
     }
 }
 
@@ -772,6 +879,7 @@ impl Accumulator for ChannelCreditAccumulator {
             + self.credits.by_channel.capacity() * size_of::<Credit>()
             + self.ids.capacity() * size_of::<u32>()
             + self.slot_sums.capacity() * size_of::<Credit>()
+            + self.touch_shares.bytes()
     }
 }
 
@@ -1197,8 +1305,9 @@ mod tests {
         Vec<Option<f64>>,
     );
 
-    /// Random conversions: paths of 0 to 30 touches over a few channels (some direct, some
-    /// NULL), with revenue.
+    /// Random conversions: paths of 0 to 30 touches, and one in 50 of 65 to 104 (longer than
+    /// the lengths whose weights are kept), over a few channels (some direct, some NULL), with
+    /// revenue.
     fn random_batch(seed: u64, rows: usize) -> Conversions {
         const CHANNELS: [Option<&str>; 7] = [
             Some("direct"),
@@ -1214,7 +1323,10 @@ mod tests {
         let mut touches = vec![];
         let mut revenue = vec![];
         for _ in 0..rows {
-            let n = random.below(31) as usize;
+            let n = match random.below(50) {
+                0 => 65 + random.below(40) as usize,
+                _ => random.below(31) as usize,
+            };
             paths.push(Some(
                 (0..n)
                     .map(|_| CHANNELS[random.below(CHANNELS.len() as u64) as usize])
@@ -1452,14 +1564,17 @@ mod tests {
     #[test]
     fn the_form_without_times_sums_dictionary_keys_like_the_timed_form() -> Result<()> {
         // Int32 keys without NULLs (Parquet's encoding) are summed per key: the dictionary has
-        // a value no row uses and a NULL value, one row is past the cached path lengths, and
-        // the rows read are a slice (the keys start past the first list value).
+        // a value no row uses, a NULL value and a value used only in the middle of a path (no
+        // credit under first_touch and last_touch, yet a channel of the result), one row is
+        // past the cached path lengths, and the rows read are a slice (the keys start past the
+        // first list value).
         let values = StringArray::from(vec![
             Some("email"),
             Some("unused"),
             None,
             Some("paid_search"),
             Some("unused_too"),
+            Some("middle_only"),
         ]);
         let rows: Vec<Vec<i32>> = vec![
             vec![1, 4],
@@ -1468,6 +1583,7 @@ mod tests {
             vec![],
             (0..70).map(|i| [0, 3, 2][i % 3]).collect(),
             vec![3, 3, 0],
+            vec![0, 5, 3],
             vec![4],
         ];
         let keys = Int32Array::from(rows.concat());
@@ -1494,6 +1610,7 @@ mod tests {
                 names.contains(&None),
                 "{context}: the NULL value is a channel"
             );
+            assert!(names.contains(&Some("middle_only")), "{context}: {names:?}");
         }
         Ok(())
     }

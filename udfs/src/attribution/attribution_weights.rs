@@ -403,15 +403,28 @@ pub(crate) fn for_each_untimed_row(
 pub(crate) struct LengthWeights<'m> {
     function: &'static str,
     model: &'m RuleModel,
-    /// The weights of `n` touches at `n`, up to [`MAX_CACHED_LENGTH`]; empty until asked for.
-    by_length: Vec<Vec<f64>>,
+    /// The weights of every length `1..=filled` back to back, `n` touches at `n(n-1)/2` (see
+    /// [`ShortWeights`]); `filled` is at most [`MAX_CACHED_LENGTH`].
+    short: Vec<f64>,
+    filled: usize,
+    /// The weights of the lengths up to [`PADDED_LENGTH`] again, length `n` in row `n` followed by
+    /// zeros (see [`ShortWeights::padded`]).
+    padded: [[f64; PADDED_LENGTH]; PADDED_LENGTH + 1],
     /// The weights of the last path longer than that.
     long: Vec<f64>,
 }
 
+/// The length of the rows of [`ShortWeights::padded`]: most paths are at most this long.
+pub(crate) const PADDED_LENGTH: usize = 8;
+
 /// The longest path whose weights [`LengthWeights`] keeps for the next path of the same length:
 /// the kept weights grow with the square of it.
 const MAX_CACHED_LENGTH: usize = 64;
+
+/// Where the weights of `n ≥ 1` touches start in [`LengthWeights::short`].
+const fn triangle(n: usize) -> usize {
+    n * (n - 1) / 2
+}
 
 impl<'m> LengthWeights<'m> {
     /// Weights under `model`, which must not [use channels](RuleModel::uses_channels) or
@@ -420,7 +433,9 @@ impl<'m> LengthWeights<'m> {
         Self {
             function,
             model,
-            by_length: Vec::new(),
+            short: Vec::new(),
+            filled: 0,
+            padded: [[0.0; PADDED_LENGTH]; PADDED_LENGTH + 1],
             long: Vec::new(),
         }
     }
@@ -429,29 +444,115 @@ impl<'m> LengthWeights<'m> {
     #[inline]
     pub(crate) fn get(&mut self, touches: usize) -> Result<&[f64]> {
         // Looked up once per path: the hit is inlined into the caller's loop, the rest is not.
-        if self
-            .by_length
-            .get(touches)
-            .is_some_and(|w| w.len() == touches)
-        {
-            return Ok(&self.by_length[touches]);
+        if (1..=self.filled).contains(&touches) {
+            let start = triangle(touches);
+            return Ok(&self.short[start..start + touches]);
         }
         self.compute(touches)
     }
 
     #[inline(never)]
     fn compute(&mut self, touches: usize) -> Result<&[f64]> {
-        let function = &self.function;
-        if touches > MAX_CACHED_LENGTH {
-            fill_untimed_weights(function, self.model, touches, &[], &mut self.long)?;
+        if touches > MAX_CACHED_LENGTH || touches == 0 {
+            fill_untimed_weights(&self.function, self.model, touches, &[], &mut self.long)?;
             return Ok(&self.long);
         }
-        if touches >= self.by_length.len() {
-            self.by_length.resize_with(touches + 1, Vec::new);
+        self.fill_to(touches)?;
+        let start = triangle(touches);
+        Ok(&self.short[start..start + touches])
+    }
+
+    /// Computes the weights of every length up to `touches` (at most [`MAX_CACHED_LENGTH`]) not
+    /// computed yet.
+    fn fill_to(&mut self, touches: usize) -> Result<()> {
+        let mut weights = Vec::new();
+        for n in self.filled + 1..=touches.min(MAX_CACHED_LENGTH) {
+            fill_untimed_weights(&self.function, self.model, n, &[], &mut weights)?;
+            self.short.extend_from_slice(&weights);
+            if let Some(row) = self.padded.get_mut(n) {
+                row[..n].copy_from_slice(&weights);
+            }
+            self.filled = n;
         }
-        let cached = &mut self.by_length[touches];
-        fill_untimed_weights(function, self.model, touches, &[], cached)?;
-        Ok(cached)
+        Ok(())
+    }
+
+    /// The weights of every length up to `longest` (at most [`MAX_CACHED_LENGTH`]), looked up
+    /// without a miss, and the weights of the longer ones.
+    pub(crate) fn split(
+        &mut self,
+        longest: usize,
+    ) -> Result<(ShortWeights<'_>, LongWeights<'_, 'm>)> {
+        self.fill_to(longest)?;
+        let Self {
+            function,
+            model,
+            short,
+            filled,
+            padded,
+            long,
+        } = self;
+        let short = ShortWeights {
+            flat: short,
+            filled: *filled,
+            padded,
+        };
+        let long = LongWeights {
+            function,
+            model,
+            weights: long,
+        };
+        Ok((short, long))
+    }
+}
+
+/// The weights of the lengths `1..=filled` of a [`LengthWeights`].
+#[derive(Clone, Copy)]
+pub(crate) struct ShortWeights<'a> {
+    flat: &'a [f64],
+    filled: usize,
+    padded: &'a [[f64; PADDED_LENGTH]; PADDED_LENGTH + 1],
+}
+
+impl<'a> ShortWeights<'a> {
+    /// The weights of `touches` touches, `None` when 0 or longer than the longest kept.
+    #[inline(always)]
+    pub(crate) fn get(self, touches: usize) -> Option<&'a [f64]> {
+        // One comparison for both ends: 0 wraps around to the largest value.
+        if touches.wrapping_sub(1) < self.filled {
+            let start = triangle(touches);
+            self.flat.get(start..start + touches)
+        } else {
+            None
+        }
+    }
+
+    /// The weights of `touches` touches followed by zeros, `None` when 0 or more than
+    /// [`PADDED_LENGTH`]: a caller can copy a whole row, whatever the length, without a branch
+    /// that depends on it.
+    #[inline(always)]
+    pub(crate) fn padded(self, touches: usize) -> Option<&'a [f64; PADDED_LENGTH]> {
+        if touches.wrapping_sub(1) < self.filled.min(PADDED_LENGTH) {
+            self.padded.get(touches)
+        } else {
+            None
+        }
+    }
+}
+
+/// The weights of paths longer than those of [`ShortWeights`], computed per path.
+pub(crate) struct LongWeights<'a, 'm> {
+    function: &'a &'static str,
+    model: &'a &'m RuleModel,
+    weights: &'a mut Vec<f64>,
+}
+
+impl LongWeights<'_, '_> {
+    /// The weights of `touches` touches.
+    #[inline(never)]
+    pub(crate) fn get(&mut self, touches: usize) -> Result<&[f64]> {
+        fill_untimed_weights(self.function, self.model, touches, &[], self.weights)?;
+        Ok(self.weights)
     }
 }
 
@@ -907,5 +1008,51 @@ mod tests {
             err.contains("expected 2 to 3 arguments without touch times, got 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn length_weights_match_the_weights_of_each_length() -> Result<()> {
+        let models = [
+            RuleModel::parse("t", "linear", None)?,
+            RuleModel::parse("t", "position_based", None)?,
+            RuleModel::parse("t", "last_touch", None)?,
+        ];
+        for model in &models {
+            let expected = |n: usize| -> Result<Vec<f64>> {
+                let mut weights = Vec::new();
+                fill_untimed_weights(&"t", model, n, &[], &mut weights)?;
+                Ok(weights)
+            };
+            // Asked one length at a time, out of order, across the kept limit and back.
+            let mut lengths = LengthWeights::new("t", model);
+            for n in [3, 1, 0, 64, 65, 2, 100, 7, 64, 0, 65] {
+                assert_eq!(lengths.get(n)?, expected(n)?, "{model:?}, {n} touches");
+            }
+            // Split at a batch's longest path: every length up to it is looked up, the longer
+            // ones computed per path.
+            let mut lengths = LengthWeights::new("t", model);
+            let (short, mut long) = lengths.split(5)?;
+            assert_eq!(short.get(0), None);
+            assert_eq!(short.get(6), None);
+            for n in 1..=5 {
+                assert_eq!(
+                    short.get(n),
+                    Some(&expected(n)?[..]),
+                    "{model:?}, {n} touches"
+                );
+                let mut padded = expected(n)?;
+                padded.resize(PADDED_LENGTH, 0.0);
+                assert_eq!(short.padded(n).map(|row| &row[..]), Some(&padded[..]));
+            }
+            assert_eq!(short.padded(0), None);
+            assert_eq!(short.padded(6), None, "not filled yet");
+            assert_eq!(long.get(70)?, expected(70)?);
+            let (short, _) = lengths.split(200)?;
+            assert_eq!(short.get(MAX_CACHED_LENGTH), Some(&expected(64)?[..]));
+            assert_eq!(short.get(MAX_CACHED_LENGTH + 1), None);
+            assert!(short.padded(PADDED_LENGTH).is_some());
+            assert_eq!(short.padded(PADDED_LENGTH + 1), None);
+        }
+        Ok(())
     }
 }

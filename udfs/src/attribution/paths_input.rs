@@ -327,14 +327,21 @@ impl ChannelDictionary {
         paths: &PathColumn<'_>,
         keys: &[u32],
     ) -> Result<&[u32]> {
+        self.map_marked_values(function, paths, |table| mark_used_keys(table, keys))
+    }
+
+    /// Like [`Self::map_dictionary`], for a caller that knows the values used some other way:
+    /// `mark` sets the entry of each value used to [`USED`] (and leaves the others).
+    pub(crate) fn map_marked_values(
+        &mut self,
+        function: &str,
+        paths: &PathColumn<'_>,
+        mark: impl FnOnce(&mut [u32]),
+    ) -> Result<&[u32]> {
         let table = &mut self.dictionary_ids;
         table.clear();
         table.resize(paths.distinct_channel_count(), UNSEEN);
-        for &key in keys {
-            if let Some(slot) = table.get_mut(key as usize) {
-                *slot = USED;
-            }
-        }
+        mark(table);
         for key in 0..table.len() {
             if self.dictionary_ids[key] == USED {
                 self.dictionary_ids[key] = match paths.distinct_channel(key as u32) {
@@ -402,6 +409,16 @@ impl ChannelDictionary {
             }
         }
         Ok(())
+    }
+}
+
+/// Sets the entry of every key of `keys` in `table` to [`USED`] (a key past it is a NULL
+/// channel).
+pub(crate) fn mark_used_keys(table: &mut [u32], keys: &[u32]) {
+    for &key in keys {
+        if let Some(slot) = table.get_mut(key as usize) {
+            *slot = USED;
+        }
     }
 }
 
@@ -509,7 +526,7 @@ struct PathAggregator<'a> {
 pub(crate) const UNSEEN: u32 = u32::MAX - 1;
 /// Marks a dictionary value the rows use, before it is mapped to a channel id; no channel id is
 /// this large (see [`ChannelDictionary::insert`]).
-const USED: u32 = u32::MAX - 2;
+pub(crate) const USED: u32 = u32::MAX - 2;
 
 impl<'a> PathAggregator<'a> {
     fn new(function: &'a str) -> Self {
