@@ -10,7 +10,8 @@
 //! integer ids (once per distinct dictionary value when the channels are dictionary-encoded; by a
 //! packed integer key, without string compares, for short names) and aggregates the rows by path
 //! as id sequences, packed into one integer each when they fit, so the models work on distinct
-//! paths and the aggregation neither allocates nor compares slices per row.
+//! paths and the aggregation neither allocates nor compares slices per row. The input's batches
+//! are dealt to one aggregating task per thread, whose sorted paths are merged at the end.
 //!
 //! Nothing is dropped silently: a NULL path, a NULL channel, a NULL, negative or non-finite
 //! number, or revenue on a path without conversions is an execution error naming the column and
@@ -22,12 +23,16 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
-use datafusion::common::{Column, HashMap, Result, ScalarValue, exec_err, internal_err, plan_err};
+use datafusion::common::runtime::SpawnedTask;
+use datafusion::common::{
+    Column, DataFusionError, HashMap, Result, ScalarValue, exec_err, internal_err, plan_err,
+};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast as cast_expr};
-use futures::StreamExt;
+use futures::channel::mpsc;
 use futures::stream::BoxStream;
+use futures::{SinkExt, Stream, StreamExt};
 
 use super::channel_paths::{DecodedPaths, PathColumn, is_channel_type};
 use crate::query_argument::{QueryArgument, QueryArgumentTable, QueryInputOperator};
@@ -855,13 +860,15 @@ impl QueryInputOperator for dyn PathsModel {
         context: Arc<TaskContext>,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
         let function = PathsModel::function(self.as_ref());
+        let threads = context.session_config().target_partitions();
         let reservation = MemoryConsumer::new(format!("PathsModelExec[{function}]"))
             .register(context.memory_pool());
         Ok(futures::stream::once(async move {
-            // The reservation lives until the output is built: the paths are held until then.
-            let paths = aggregate_input(function, input, &reservation).await?;
+            // The reservations live until the output is built: the paths are held until then.
+            let (paths, reservations) =
+                aggregate_input(function, input, threads, &reservation).await?;
             let batch = self.attribute(&paths)?;
-            drop(reservation);
+            drop(reservations);
             match &projection {
                 Some(indices) => Ok(batch.project(indices)?),
                 None => Ok(batch),
@@ -871,17 +878,128 @@ impl QueryInputOperator for dyn PathsModel {
     }
 }
 
+/// Aggregates the input's batches, dealt in turn to `threads` tasks (aggregation is most of the
+/// work over distinct paths, and the input of one Parquet row group is one partition), then
+/// merges the tasks' paths. Returns the reservations that hold the paths' memory.
 async fn aggregate_input(
-    function: &str,
+    function: &'static str,
     mut input: SendableRecordBatchStream,
+    threads: usize,
+    reservation: &MemoryReservation,
+) -> Result<(AggregatedPaths, Vec<MemoryReservation>)> {
+    let (senders, tasks): (Vec<_>, Vec<_>) = (0..threads.max(1))
+        .map(|_| {
+            // One batch in flight per task: the reader runs at most a batch ahead of each.
+            let (sender, batches) = mpsc::channel::<RecordBatch>(1);
+            let own = reservation.new_empty();
+            let task = SpawnedTask::spawn(async move {
+                let paths = aggregate_batches(function, batches, &own).await?;
+                Ok::<_, DataFusionError>((paths, own))
+            });
+            let joined = async move {
+                task.join_unwind()
+                    .await
+                    .map_err(|e| DataFusionError::ExecutionJoin(Box::new(e)))?
+            };
+            (sender, joined)
+        })
+        .unzip();
+    let dealt = deal_batches(&mut input, senders).await;
+    // A task that failed closed its channel: its error is the one to report.
+    let (parts, reservations) = futures::future::try_join_all(tasks)
+        .await?
+        .into_iter()
+        .unzip();
+    dealt?;
+    Ok((merge_parts(function, parts)?, reservations))
+}
+
+/// Sends the input's batches to the senders in turn; stops early when a task is gone.
+async fn deal_batches(
+    input: &mut SendableRecordBatchStream,
+    mut senders: Vec<mpsc::Sender<RecordBatch>>,
+) -> Result<()> {
+    let mut turns = (0..senders.len()).cycle();
+    while let Some(batch) = input.next().await {
+        let Some(sender) = turns.next().and_then(|turn| senders.get_mut(turn)) else {
+            return internal_err!("no task to aggregate the paths");
+        };
+        if sender.send(batch?).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn aggregate_batches(
+    function: &str,
+    mut batches: impl Stream<Item = RecordBatch> + Unpin,
     reservation: &MemoryReservation,
 ) -> Result<AggregatedPaths> {
     let mut aggregator = PathAggregator::new(function);
-    while let Some(batch) = input.next().await {
-        aggregator.add_batch(&batch?)?;
+    while let Some(batch) = batches.next().await {
+        aggregator.add_batch(&batch)?;
         reservation.try_resize(aggregator.bytes + aggregator.channels.bytes())?;
     }
     Ok(aggregator.finish())
+}
+
+/// Merges the aggregated paths of several parts of the input into the [`AggregatedPaths`] of all
+/// their rows: the channels are the union of theirs, in name order, and the totals of a path in
+/// several parts are summed in the order of the parts.
+fn merge_parts(function: &str, parts: Vec<AggregatedPaths>) -> Result<AggregatedPaths> {
+    let mut channels: Vec<String> = parts
+        .iter()
+        .flat_map(|part| part.channels.iter().cloned())
+        .collect();
+    channels.sort_unstable();
+    channels.dedup();
+    let mut merged = AggregatedPaths {
+        channels,
+        ..Default::default()
+    };
+    for mut part in parts {
+        let renumbered = part
+            .channels
+            .iter()
+            .map(|name| match merged.channels.binary_search(name) {
+                Ok(id) => Ok(id as u32),
+                Err(_) => internal_err!("{function}: channel '{name}' lost merging the paths"),
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        // Both numberings follow name order, so the part's paths stay sorted.
+        for path in &mut part.paths {
+            for id in path.channels.iter_mut() {
+                *id = renumbered[*id as usize];
+            }
+        }
+        merged.paths = merge_sorted_paths(std::mem::take(&mut merged.paths), part.paths);
+        merged.unattributed.add(part.unattributed);
+    }
+    Ok(merged)
+}
+
+/// Merges two lists of paths sorted by channels into one, summing the totals of equal paths.
+fn merge_sorted_paths(
+    left: Vec<AggregatedPath>,
+    right: Vec<AggregatedPath>,
+) -> Vec<AggregatedPath> {
+    if left.is_empty() {
+        return right;
+    }
+    let mut merged = Vec::with_capacity(left.len() + right.len());
+    let mut right = right.into_iter().peekable();
+    for mut path in left {
+        while let Some(before) = right.next_if(|other| other.channels < path.channels) {
+            merged.push(before);
+        }
+        if let Some(same) = right.next_if(|other| other.channels == path.channels) {
+            path.totals.add(same.totals);
+        }
+        merged.push(path);
+    }
+    merged.extend(right);
+    merged
 }
 
 /// The schema of `from_state, to_state, probability` outputs.
@@ -901,7 +1019,6 @@ mod tests {
     };
     use datafusion::arrow::buffer::OffsetBuffer;
     use datafusion::arrow::datatypes::Int32Type;
-    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
     fn totals(conversions: f64, revenue: f64, nulls: f64) -> PathTotals {
         PathTotals {
@@ -1046,43 +1163,93 @@ mod tests {
         // Few channels and short paths (all packed), then up to 300 channels (ids past 255) and
         // paths up to 20 long (past the packed capacity): both kinds, merged in order.
         for (channel_count, max_len) in [(4u64, 5u64), (300, 20), (20, 40)] {
-            let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ channel_count;
-            let mut next = |bound: u64| {
-                state = state
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                (state >> 33) % bound
-            };
-            let rows: Vec<(Vec<String>, PathTotals)> = (0..3000)
-                .map(|_| {
-                    let len = next(max_len + 1);
-                    let path = (0..len)
-                        .map(|_| format!("channel {}", next(channel_count)))
-                        .collect();
-                    let conversions = next(3) as f64;
-                    let revenue = if conversions > 0.0 {
-                        next(100) as f64 / 3.0
-                    } else {
-                        0.0
-                    };
-                    (path, totals(conversions, revenue, next(4) as f64))
-                })
-                .collect();
-            let mut aggregator = PathAggregator::new("f");
-            let mut ids = Vec::new();
-            for (names, row_totals) in &rows {
-                ids.clear();
-                for name in names {
-                    ids.push(aggregator.channels.intern("f", name)?);
-                }
-                aggregator.add_path(&ids, *row_totals)?;
-            }
+            let mut next = random_numbers(channel_count);
+            let rows = random_rows(&mut next, 3000, channel_count, max_len);
             assert_eq!(
-                aggregator.finish(),
+                aggregate_rows(&rows)?,
                 reference_aggregation(&rows),
                 "{channel_count} channels"
             );
         }
+        Ok(())
+    }
+
+    /// A deterministic stream of numbers below the bound asked for.
+    fn random_numbers(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+        move |bound: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % bound
+        }
+    }
+
+    /// `count` rows of paths up to `max_len` long over `channel_count` channels; the revenues
+    /// are quarters, so that sums in any order are exact.
+    fn random_rows(
+        next: &mut impl FnMut(u64) -> u64,
+        count: usize,
+        channel_count: u64,
+        max_len: u64,
+    ) -> Vec<(Vec<String>, PathTotals)> {
+        (0..count)
+            .map(|_| {
+                let len = next(max_len + 1);
+                let path = (0..len)
+                    .map(|_| format!("channel {}", next(channel_count)))
+                    .collect();
+                let conversions = next(3) as f64;
+                let revenue = if conversions > 0.0 {
+                    next(400) as f64 / 4.0
+                } else {
+                    0.0
+                };
+                (path, totals(conversions, revenue, next(4) as f64))
+            })
+            .collect()
+    }
+
+    /// `rows` through [`PathAggregator`], channel names interned as the batches' are.
+    fn aggregate_rows(rows: &[(Vec<String>, PathTotals)]) -> Result<AggregatedPaths> {
+        let mut aggregator = PathAggregator::new("f");
+        let mut ids = Vec::new();
+        for (names, row_totals) in rows {
+            ids.clear();
+            for name in names {
+                ids.push(aggregator.channels.intern("f", name)?);
+            }
+            aggregator.add_path(&ids, *row_totals)?;
+        }
+        Ok(aggregator.finish())
+    }
+
+    #[test]
+    fn parts_merge_into_the_aggregation_of_all_rows() -> Result<()> {
+        // Paths packed and long; rows dealt to partitions unevenly, so that partitions see
+        // different channels and share some paths; the first partition gets no row.
+        for (channel_count, max_len, partitions) in
+            [(4u64, 5u64, 2u64), (300, 20, 3), (20, 40, 5), (6, 3, 1)]
+        {
+            let mut next = random_numbers(channel_count * partitions);
+            let rows = random_rows(&mut next, 3000, channel_count, max_len);
+            let mut parts = vec![Vec::new(); partitions as usize];
+            for row in &rows {
+                let part = next(partitions * partitions).min(partitions - 1);
+                parts[part as usize].push(row.clone());
+            }
+            parts.insert(0, Vec::new());
+            let parts = parts
+                .iter()
+                .map(|rows| aggregate_rows(rows))
+                .collect::<Result<Vec<_>>>()?;
+            assert_eq!(
+                merge_parts("f", parts)?,
+                reference_aggregation(&rows),
+                "{channel_count} channels, {partitions} partitions"
+            );
+        }
+        assert_eq!(merge_parts("f", vec![])?, AggregatedPaths::default());
         Ok(())
     }
 
@@ -1216,21 +1383,16 @@ mod tests {
             "b", "a", "a", "b", "a",
         ]));
         let batch = batch_with_values(names, false);
-        let stream = |batch: &RecordBatch| -> SendableRecordBatchStream {
-            Box::pin(RecordBatchStreamAdapter::new(
-                batch.schema(),
-                futures::stream::iter(vec![Ok(batch.clone())]),
-            ))
-        };
+        let stream = |batch: &RecordBatch| futures::stream::iter(vec![batch.clone()]);
         let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 20));
         let reservation = MemoryConsumer::new("PathsModelExec[f]").register(&pool);
-        futures::executor::block_on(aggregate_input("f", stream(&batch), &reservation))?;
+        futures::executor::block_on(aggregate_batches("f", stream(&batch), &reservation))?;
         // two distinct paths and two channels
         assert!(reservation.size() >= 2 * BYTES_PER_PATH + 2 * BYTES_PER_CHANNEL);
 
         let small: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(100));
         let reservation = MemoryConsumer::new("PathsModelExec[f]").register(&small);
-        let err = futures::executor::block_on(aggregate_input("f", stream(&batch), &reservation))
+        let err = futures::executor::block_on(aggregate_batches("f", stream(&batch), &reservation))
             .unwrap_err()
             .to_string();
         assert!(err.contains("Resources exhausted"), "{err}");
