@@ -904,13 +904,13 @@ async fn aggregate_input(
             (sender, joined)
         })
         .unzip();
-    let dealt = deal_batches(&mut input, senders).await;
-    // A task that failed closed its channel: its error is the one to report.
+    // An input error ends here and drops (aborts) the tasks. A task that failed closed its
+    // channel, so the dealing stopped: its error comes from the join.
+    deal_batches(&mut input, senders).await?;
     let (parts, reservations) = futures::future::try_join_all(tasks)
         .await?
         .into_iter()
         .unzip();
-    dealt?;
     Ok((merge_parts(function, parts)?, reservations))
 }
 
