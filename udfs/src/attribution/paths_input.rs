@@ -210,13 +210,16 @@ impl AggregatedPaths {
     /// Aggregates `(channel names, totals)` rows with the validation of the SQL input; used by
     /// the models' unit tests.
     #[cfg(test)]
-    pub(crate) fn from_rows(function: &str, rows: &[(&[&str], PathTotals)]) -> Result<Self> {
+    pub(crate) fn from_rows<P: AsRef<[S]>, S: AsRef<str>>(
+        function: &str,
+        rows: &[(P, PathTotals)],
+    ) -> Result<Self> {
         let mut aggregator = PathAggregator::new(function);
         let mut ids = Vec::new();
         for (names, totals) in rows {
             ids.clear();
-            for name in names.iter() {
-                ids.push(aggregator.channels.intern(function, name)?);
+            for name in names.as_ref() {
+                ids.push(aggregator.channels.intern(function, name.as_ref())?);
             }
             aggregator.add_path(&ids, *totals)?;
         }
@@ -1166,7 +1169,7 @@ mod tests {
             let mut next = random_numbers(channel_count);
             let rows = random_rows(&mut next, 3000, channel_count, max_len);
             assert_eq!(
-                aggregate_rows(&rows)?,
+                AggregatedPaths::from_rows("f", &rows)?,
                 reference_aggregation(&rows),
                 "{channel_count} channels"
             );
@@ -1210,20 +1213,6 @@ mod tests {
             .collect()
     }
 
-    /// `rows` through [`PathAggregator`], channel names interned as the batches' are.
-    fn aggregate_rows(rows: &[(Vec<String>, PathTotals)]) -> Result<AggregatedPaths> {
-        let mut aggregator = PathAggregator::new("f");
-        let mut ids = Vec::new();
-        for (names, row_totals) in rows {
-            ids.clear();
-            for name in names {
-                ids.push(aggregator.channels.intern("f", name)?);
-            }
-            aggregator.add_path(&ids, *row_totals)?;
-        }
-        Ok(aggregator.finish())
-    }
-
     #[test]
     fn parts_merge_into_the_aggregation_of_all_rows() -> Result<()> {
         // Paths packed and long; rows dealt to partitions unevenly, so that partitions see
@@ -1241,7 +1230,7 @@ mod tests {
             parts.insert(0, Vec::new());
             let parts = parts
                 .iter()
-                .map(|rows| aggregate_rows(rows))
+                .map(|rows| AggregatedPaths::from_rows("f", rows))
                 .collect::<Result<Vec<_>>>()?;
             assert_eq!(
                 merge_parts("f", parts)?,
